@@ -1,0 +1,3 @@
+from aevae.cli import main
+
+raise SystemExit(main())

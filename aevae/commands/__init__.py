@@ -1,0 +1,1 @@
+"""One module per `aevae` subcommand (see aevae.cli)."""

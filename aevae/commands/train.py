@@ -1,0 +1,31 @@
+"""`aevae train`: one configuration, trained and tracked."""
+
+from __future__ import annotations
+
+import argparse
+
+from aevae.commands.options import add_config_options, add_store_options, config_from_args
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_store_options(parser)
+    parser.add_argument("--experiment", default="aevae", help="MLflow experiment name (default: aevae)")
+    parser.add_argument("--no-artifacts", action="store_true",
+                        help="skip the figures and the model (faster; metrics are still logged)")
+    add_config_options(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from aevae import data
+    from aevae.train import train
+    from aevae.tracking import MlflowTracker
+
+    cfg = config_from_args(args)
+    splits = data.load(cfg.dataset, args.data_dir, cfg.val_size, cfg.subset)
+    tracker = MlflowTracker(args.tracking_uri, args.experiment)
+    result = train(cfg, splits, tracker, log_artifacts=not args.no_artifacts)
+    last = result.history[-1]
+    print(f"run {result.run_id} in experiment '{args.experiment}' ({tracker.tracking_uri}), "
+          f"{result.seconds:.1f} s, {last['epoch_seconds']:.1f} s/epoch")
+    print("test: " + ", ".join(f"{k}={v:.4g}" for k, v in result.test.items()))
+    return 0

@@ -1,0 +1,192 @@
+"""The one training configuration: a frozen dataclass whose fields document themselves.
+
+Defaults live here and nowhere else. Variants come from `dataclasses.replace` (through
+`with_overrides`, which checks the keys), so nothing assigns to a config after it is built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from aevae.errors import ConfigError, unknown_name
+
+
+def _doc(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run's numbers (paths and stores are not here)."""
+
+    model: str = _doc("vae", "Model family: 'ae' (plain autoencoder) or 'vae'.")
+    arch: str = _doc("mlp", "Encoder/decoder architecture: 'mlp' or 'conv'.")
+    dataset: str = _doc("mnist", "Dataset name: 'mnist', 'fashion_mnist' or 'cifar10'.")
+    latent_dim: int | None = _doc(
+        None, "Latent size; None takes the dataset's default (20 for 28x28, 128 for 32x32)."
+    )
+    hidden_dim: int = _doc(512, "Width of the MLP's hidden layers.")
+    conv_channels: tuple[int, ...] = _doc(
+        (32, 64), "Channels of the conv encoder's stride-2 layers (the decoder mirrors them)."
+    )
+    recon_loss: str | None = _doc(
+        None,
+        "Reconstruction term, summed over pixels: 'bce' (Bernoulli, nats per image) or 'mse' "
+        "(sum of squared errors); None takes the dataset's default.",
+    )
+    beta: float = _doc(1.0, "Weight of the KL term (0 gives the VAE without KL); unused by the AE.")
+    lr: float = _doc(1e-3, "Adam learning rate.")
+    weight_decay: float = _doc(0.0, "Adam weight decay (L2).")
+    batch_size: int = _doc(128, "Training batch size, in images.")
+    epochs: int = _doc(10, "Passes over the training split.")
+    seed: int = _doc(0, "Seed of the weights, the batch order and the sampling noise.")
+    val_size: int = _doc(
+        5000, "Images carved from the training set for validation (fixed split, same for all seeds)."
+    )
+    subset: int = _doc(0, "Use at most this many images of each split (0 = all); for smoke runs.")
+    binarize: bool = _doc(
+        False, "Dynamic binarization (MNIST family): pixels drawn as Bernoulli(intensity) per batch."
+    )
+    pixel_tol: float = _doc(
+        0.1, "A pixel channel counts as reconstructed when within this distance, on [0,1]."
+    )
+    precision: str = _doc(
+        "auto", "'auto' (bf16 autocast where the device has fast bf16), 'bf16' or 'fp32'."
+    )
+    device: str = _doc("auto", "'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'.")
+
+
+FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(TrainConfig)}
+_HINTS = typing.get_type_hints(TrainConfig)
+
+
+def field_type(name: str) -> tuple[type, bool, bool]:
+    """The scalar type of a field, whether None is allowed, and whether it is a tuple."""
+    hint = _HINTS[name]
+    optional = False
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        optional, hint = True, args[0]
+    if typing.get_origin(hint) is tuple:
+        return typing.get_args(hint)[0], optional, True
+    return hint, optional, False
+
+
+def parse_value(name: str, value: Any) -> Any:
+    """Coerce a value from a command line, a grid file or Optuna into the field's type."""
+    if name not in FIELDS:
+        raise ConfigError(f"unknown config field '{name}'; valid fields: {', '.join(FIELDS)}.")
+    scalar, optional, is_tuple = field_type(name)
+    if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+        if optional:
+            return None
+        raise ConfigError(f"config field '{name}' cannot be empty.")
+    try:
+        if is_tuple:
+            items = value.strip("[]() ").split(",") if isinstance(value, str) else list(value)
+            return tuple(_coerce(scalar, v) for v in items)
+        return _coerce(scalar, value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"config field '{name}' expects {scalar.__name__}{'s' if is_tuple else ''}, "
+            f"got {value!r}."
+        ) from None
+
+
+def _coerce(scalar: type, value: Any) -> Any:
+    if scalar is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(value)
+    if scalar is int:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError(value)
+        return int(str(value).strip()) if isinstance(value, str) else int(value)
+    if scalar is float:
+        if isinstance(value, bool):
+            raise ValueError(value)
+        return float(value)
+    return str(value)
+
+
+def with_overrides(cfg: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
+    """A copy of `cfg` with the given fields replaced, each checked and coerced."""
+    parsed = {name: parse_value(name, value) for name, value in overrides.items()}
+    return dataclasses.replace(cfg, **parsed)
+
+
+def to_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """Plain JSON-ready values (tuples become lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}
+
+
+def config_hash(cfg: TrainConfig) -> str:
+    """A short stable digest of every field, used to recognise a finished run of a config."""
+    text = json.dumps(to_dict(cfg), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def from_dict(values: dict[str, Any]) -> TrainConfig:
+    """A config from logged params or a JSON file (every key must be a field)."""
+    return with_overrides(TrainConfig(), values)
+
+
+def validate(cfg: TrainConfig) -> TrainConfig:
+    """Check names against the registries and numbers against their ranges; return `cfg`."""
+    from aevae.data import DATASETS
+    from aevae.models import ARCHS, MODELS
+
+    for kind, name, registry in (
+        ("model", cfg.model, MODELS),
+        ("arch", cfg.arch, ARCHS),
+        ("dataset", cfg.dataset, DATASETS),
+    ):
+        if name not in registry:
+            raise unknown_name(kind, name, registry)
+    checks = [
+        (cfg.latent_dim is None or cfg.latent_dim >= 1, "latent_dim must be at least 1"),
+        (cfg.hidden_dim >= 1, "hidden_dim must be at least 1"),
+        (len(cfg.conv_channels) >= 1 and min(cfg.conv_channels) >= 1,
+         "conv_channels must list at least one positive channel count"),
+        (cfg.recon_loss in (None, "bce", "mse"), "recon_loss must be 'bce' or 'mse'"),
+        (cfg.beta >= 0, "beta must be 0 or more"),
+        (cfg.lr > 0, "lr must be positive"),
+        (cfg.weight_decay >= 0, "weight_decay must be 0 or more"),
+        (cfg.batch_size >= 1, "batch_size must be at least 1"),
+        (cfg.epochs >= 1, "epochs must be at least 1"),
+        (cfg.val_size >= 1, "val_size must be at least 1"),
+        (cfg.subset >= 0, "subset must be 0 (all) or a positive count"),
+        (0 < cfg.pixel_tol < 1, "pixel_tol must lie strictly between 0 and 1"),
+        (cfg.precision in ("auto", "bf16", "fp32"), "precision must be 'auto', 'bf16' or 'fp32'"),
+        (cfg.device in ("auto", "cpu", "cuda"), "device must be 'auto', 'cpu' or 'cuda'"),
+        (not cfg.binarize or DATASETS[cfg.dataset].binary_ok,
+         f"binarize applies to the MNIST family only, not to '{cfg.dataset}'"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(f"{message}.")
+    return cfg
+
+
+def resolve(cfg: TrainConfig) -> TrainConfig:
+    """Validate and fill the dataset-dependent defaults (latent size, reconstruction loss),
+    so what is logged and hashed is the config that actually ran."""
+    from aevae.data import DATASETS
+
+    spec = DATASETS[validate(cfg).dataset]
+    return dataclasses.replace(
+        cfg,
+        latent_dim=cfg.latent_dim or spec.default_latent,
+        recon_loss=cfg.recon_loss or spec.default_recon_loss,
+    )

@@ -1,0 +1,82 @@
+"""Datasets as whole uint8 tensors in memory.
+
+Decoding the raw files once and keeping `[N,C,H,W]` uint8 on the training device, then
+converting one batch at a time to float, is faster than a per-sample pipeline: MNIST is
+47 MB and CIFAR-10 154 MB, so there is nothing to stream and no DataLoader workers to feed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from aevae.data.sources import DATASETS, DatasetSpec
+from aevae.errors import ConfigError, unknown_name
+
+DEFAULT_DATA_DIR = "data"
+SPLIT_SEED = 0  # the validation split is the same for every run and seed
+
+
+def data_root(data_dir: str | None = None) -> str:
+    """`--data-dir`, else `AEVAE_DATA_DIR`, else `./data`."""
+    return data_dir or os.environ.get("AEVAE_DATA_DIR") or DEFAULT_DATA_DIR
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """Images `[N,C,H,W]` uint8 and labels `[N]` int64, on one device."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def to(self, device: torch.device) -> "ImageSet":
+        return ImageSet(self.images.to(device), self.labels.to(device))
+
+    def floats(self, index: torch.Tensor | slice) -> torch.Tensor:
+        """The selected images as float32 on a [0,1] scale."""
+        return self.images[index].float().div_(255.0)
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Train, validation (carved from the training set) and test splits of one dataset."""
+
+    spec: DatasetSpec
+    train: ImageSet
+    val: ImageSet
+    test: ImageSet
+
+    def to(self, device: torch.device) -> "Splits":
+        return Splits(self.spec, self.train.to(device), self.val.to(device), self.test.to(device))
+
+
+def _image_set(images: np.ndarray, labels: np.ndarray) -> ImageSet:
+    return ImageSet(torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels.astype(np.int64)))
+
+
+def load(name: str, data_dir: str | None = None, val_size: int = 5000, subset: int = 0) -> Splits:
+    """Read (downloading if needed) a dataset and split it; `subset` caps every split."""
+    if name not in DATASETS:
+        raise unknown_name("dataset", name, DATASETS)
+    spec = DATASETS[name]
+    train_x, train_y, test_x, test_y = spec.read(spec, data_root(data_dir))
+    if val_size >= len(train_x):
+        raise ConfigError(f"val_size {val_size} leaves no training images out of {len(train_x)}.")
+    order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(SPLIT_SEED)).numpy()
+    val_idx, train_idx = order[:val_size], order[val_size:]
+    cap = slice(None, subset or None)
+    return Splits(
+        spec,
+        train=_image_set(train_x[train_idx][cap], train_y[train_idx][cap]),
+        val=_image_set(train_x[val_idx][cap], train_y[val_idx][cap]),
+        test=_image_set(test_x[cap], test_y[cap]),
+    )
+
+
+__all__ = ["DATASETS", "DatasetSpec", "ImageSet", "Splits", "data_root", "load"]

@@ -1,0 +1,125 @@
+"""Where each dataset's original files live, what their checksums are, and the registry.
+
+The layout is torchvision's, so an existing torchvision data root works unchanged:
+`<root>/MNIST/raw/*.gz`, `<root>/FashionMNIST/raw/*.gz`, and for CIFAR-10 either
+`<root>/cifar-10-batches-py/` or the `<root>/cifar-10-python.tar.gz` archive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One original file and the md5 its publisher gives for it."""
+
+    name: str
+    md5: str
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What aevae needs to know of a dataset; `read(spec, root)` returns uint8 arrays
+    (train_images [N,C,H,W], train_labels [N], test_images, test_labels)."""
+
+    name: str
+    title: str
+    folder: str
+    files: tuple[RemoteFile, ...]
+    mirrors: tuple[str, ...]
+    shape: tuple[int, int, int]
+    classes: tuple[str, ...]
+    default_latent: int
+    default_recon_loss: str
+    binary_ok: bool
+    read: Callable[["DatasetSpec", str], tuple[np.ndarray, ...]]
+    archive: RemoteFile | None = None
+
+
+def _read_idx_family(spec: DatasetSpec, root: str):
+    from aevae.data.readers import read_mnist_family
+
+    return read_mnist_family(spec, root)
+
+
+def _read_cifar(spec: DatasetSpec, root: str):
+    from aevae.data.readers import read_cifar10
+
+    return read_cifar10(spec, root)
+
+
+_MNIST_CLASSES = tuple(str(d) for d in range(10))
+_FASHION_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+_CIFAR_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+)
+
+DATASETS: dict[str, DatasetSpec] = {
+    "mnist": DatasetSpec(
+        name="mnist",
+        title="MNIST",
+        folder="MNIST/raw",
+        files=(
+            RemoteFile("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+            RemoteFile("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432"),
+            RemoteFile("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"),
+            RemoteFile("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c"),
+        ),
+        mirrors=(
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",
+            "http://yann.lecun.com/exdb/mnist/",
+        ),
+        shape=(1, 28, 28),
+        classes=_MNIST_CLASSES,
+        default_latent=20,
+        default_recon_loss="bce",
+        binary_ok=True,
+        read=_read_idx_family,
+    ),
+    "fashion_mnist": DatasetSpec(
+        name="fashion_mnist",
+        title="Fashion-MNIST",
+        folder="FashionMNIST/raw",
+        files=(
+            RemoteFile("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+            RemoteFile("train-labels-idx1-ubyte.gz", "25c81989df183df01b3e8a0aad5dffbe"),
+            RemoteFile("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79"),
+            RemoteFile("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310"),
+        ),
+        mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+        shape=(1, 28, 28),
+        classes=_FASHION_CLASSES,
+        default_latent=20,
+        default_recon_loss="bce",
+        binary_ok=True,
+        read=_read_idx_family,
+    ),
+    "cifar10": DatasetSpec(
+        name="cifar10",
+        title="CIFAR-10",
+        folder="cifar-10-batches-py",
+        files=(
+            RemoteFile("data_batch_1", "c99cafc152244af753f735de768cd75f"),
+            RemoteFile("data_batch_2", "d4bba439e000b95fd0a9bffe97cbabec"),
+            RemoteFile("data_batch_3", "54ebc095f3ab1f0389bbae665268c751"),
+            RemoteFile("data_batch_4", "634d18415352ddfa80567beed471001a"),
+            RemoteFile("data_batch_5", "482c414d41f54cd18b22e5b47cb7c3cb"),
+            RemoteFile("test_batch", "40351d587109b95175f43aff81a1287e"),
+        ),
+        archive=RemoteFile("cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a"),
+        mirrors=("https://www.cs.toronto.edu/~kriz/",),
+        shape=(3, 32, 32),
+        classes=_CIFAR_CLASSES,
+        default_latent=128,
+        default_recon_loss="mse",
+        binary_ok=False,
+        read=_read_cifar,
+    ),
+}

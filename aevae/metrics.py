@@ -1,0 +1,87 @@
+"""Evaluation metrics of a model on one split.
+
+Units:
+- `recon_mse`: mean squared error per pixel channel, on the [0,1] scale, of the
+  reconstruction decoded from the code's mean;
+- `recon_bce`: Bernoulli negative log-likelihood of that reconstruction, nats per image;
+- `pixel_acc`: share of pixel channels reconstructed within `pixel_tol` (on [0,1]);
+- `recon_acc_1mse`: 100 * (1 - recon_mse), the "reconstruction accuracy" of the CIFAR-10
+  lab write-up our tables compare with;
+- `kl`: KL(q(z|x) || N(0, I)), nats per image (0 for the AE);
+- `loss`: the training objective (recon + beta * KL, one posterior sample), per image;
+- `elbo` (VAE only): -(recon + KL) with one posterior sample, nats per image for 'bce';
+- `active_units`: latent dimensions whose mean varies over the split by more than 0.01
+  (Burda et al., 2016).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from aevae.data import ImageSet
+from aevae.models.autoencoders import kl_per_dim, recon_per_image
+
+ACTIVE_UNIT_THRESHOLD = 0.01
+EVAL_BATCH = 1000
+EVAL_SEED = 1234  # fixed binarization of evaluation images, the same for every run
+
+
+def eval_batches(images: ImageSet, binarize: bool, batch_size: int = EVAL_BATCH):
+    """Float batches `(x, labels)` in order; binarized with a fixed seed when asked."""
+    generator = None
+    if binarize:
+        generator = torch.Generator(images.images.device).manual_seed(EVAL_SEED)
+    for start in range(0, len(images), batch_size):
+        x = images.floats(slice(start, start + batch_size))
+        if generator is not None:
+            x = torch.bernoulli(x, generator=generator)
+        yield x, images.labels[start:start + batch_size]
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, images: ImageSet, *, binarize: bool, pixel_tol: float,
+             autocast) -> dict[str, float]:
+    """Every metric above, averaged over `images` (sums stay on the device until the end)."""
+    was_training = model.training
+    model.eval()
+    device = images.images.device
+    sums = torch.zeros(6, dtype=torch.float64, device=device)
+    mean_sum = mean_sq_sum = None
+    variational = False
+    for x, _ in eval_batches(images, binarize):
+        with autocast:
+            mean, logvar = model.encode(x)
+            logits = model.decode(mean).float()
+            parts = model.loss(x)
+        variational = logvar is not None
+        probs = torch.sigmoid(logits)
+        error = (probs - x).abs()
+        kl = kl_per_dim(mean, logvar).sum(1) if variational else torch.zeros(len(x), device=device)
+        sums += torch.stack([
+            error.square().flatten(1).mean(1).sum(),
+            recon_per_image(logits, x, "bce").sum(),
+            (error < pixel_tol).float().flatten(1).mean(1).sum(),
+            kl.sum(),
+            parts.total * len(x),
+            (parts.recon + parts.kl) * len(x),
+        ]).double()
+        mean64 = mean.double()
+        mean_sum = mean64.sum(0) if mean_sum is None else mean_sum + mean64.sum(0)
+        mean_sq_sum = mean64.square().sum(0) if mean_sq_sum is None else mean_sq_sum + mean64.square().sum(0)
+    if was_training:
+        model.train()
+    n = len(images)
+    recon_mse, recon_bce, pixel_acc, kl, loss, neg_elbo = (sums / n).tolist()
+    variance = mean_sq_sum / n - (mean_sum / n).square()
+    metrics = {
+        "loss": loss,
+        "recon_mse": recon_mse,
+        "recon_bce": recon_bce,
+        "kl": kl,
+        "pixel_acc": pixel_acc,
+        "recon_acc_1mse": 100.0 * (1.0 - recon_mse),
+        "active_units": float((variance > ACTIVE_UNIT_THRESHOLD).sum().item()),
+    }
+    if variational:
+        metrics["elbo"] = -neg_elbo
+    return metrics

@@ -1,0 +1,85 @@
+"""Where and how a run executes (device, precision), and what it records about itself
+(git commit, library versions) so its numbers can be traced and reproduced."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+from aevae.errors import ConfigError
+
+
+def pick_device(name: str) -> torch.device:
+    """'auto' takes CUDA when present; asking for CUDA where there is none is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for but no CUDA device is available: use --device cpu.")
+    return torch.device(name)
+
+
+@functools.cache
+def cpu_has_bf16() -> bool:
+    """Whether the CPU has native bf16 instructions (AVX512-BF16 or AMX)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def uses_bf16(precision: str, device: torch.device, bf16_on_cpu: bool) -> bool:
+    """Whether a run autocasts to bf16. 'auto' does on CUDA, and on a bf16-capable CPU only
+    for architectures whose `bf16_on_cpu` says it pays (measured by benchmarks/throughput.py)."""
+    if precision != "auto":
+        return precision == "bf16"
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bf16_on_cpu and cpu_has_bf16()
+
+
+def autocast(device: torch.device, bf16: bool):
+    """The autocast context for a forward pass; weights and optimiser state stay fp32."""
+    if not bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+@functools.cache
+def git_state() -> tuple[str, bool]:
+    """(commit, dirty) of the checkout aevae runs from; ('unknown', False) outside git."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                                text=True, check=True, timeout=10).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                                capture_output=True, text=True, check=True, timeout=10).stdout
+        return commit, bool(status.strip())
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", False
+
+
+def environment_tags(device: torch.device, bf16: bool) -> dict[str, str]:
+    """Tags that say what code and libraries produced a run, and on what."""
+    from importlib.metadata import version
+
+    from aevae import __version__
+
+    commit, dirty = git_state()
+    return {
+        "git_commit": commit,
+        "git_dirty": str(dirty).lower(),
+        "mlflow.source.git.commit": commit,
+        "aevae_version": __version__,
+        "torch_version": torch.__version__,
+        "mlflow_version": version("mlflow"),
+        "numpy_version": version("numpy"),
+        "python_version": platform.python_version(),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()})",
+        "precision": "bf16-autocast" if bf16 else "fp32",
+    }

@@ -1,0 +1,124 @@
+"""`train`: the one function that trains. A single run, every grid cell and every Optuna
+trial go through it."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from aevae import artifacts
+from aevae.config import TrainConfig, config_hash, resolve, to_dict
+from aevae.data import Splits
+from aevae.errors import ConfigError, TrainingFailed
+from aevae.metrics import evaluate
+from aevae.models import ARCHS, build
+from aevae.runtime import autocast, environment_tags, pick_device, uses_bf16
+from aevae.tracking import Tracker
+
+EpochHook = Callable[[int, dict[str, float]], None]
+
+
+@dataclass
+class Result:
+    """What a finished run returns; the same numbers are in the tracker."""
+
+    run_id: str
+    config: TrainConfig
+    history: list[dict[str, float]] = field(default_factory=list)
+    test: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def run_tags(cfg: TrainConfig) -> dict[str, str]:
+    """Tags that find a run by what it is (cfg must be resolved)."""
+    return {
+        "model": cfg.model,
+        "arch": cfg.arch,
+        "dataset": cfg.dataset,
+        "seed": str(cfg.seed),
+        "config_hash": config_hash(cfg),
+    }
+
+
+def train(cfg: TrainConfig, data: Splits, tracker: Tracker, on_epoch: EpochHook | None = None,
+          *, tags: dict[str, str] | None = None, run_name: str | None = None,
+          log_artifacts: bool = True) -> Result:
+    """Train `cfg` on `data`, evaluate on validation each epoch and on test at the end, and
+    log it all to `tracker`. `on_epoch(epoch, metrics)` may raise to stop the run (pruning)."""
+    cfg = resolve(cfg)
+    if data.spec.name != cfg.dataset:
+        raise ConfigError(f"the config asks for '{cfg.dataset}' but the data given is '{data.spec.name}'.")
+    device = pick_device(cfg.device)
+    bf16 = uses_bf16(cfg.precision, device, ARCHS[cfg.arch].bf16_on_cpu)
+    if device.type == "cpu":
+        torch.set_flush_denormal(True)  # subnormal Adam moments slow fp32 CPU steps measurably
+    torch.manual_seed(cfg.seed)
+    model = build(cfg, data.spec.shape).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    splits = data.to(device)
+    order_generator = torch.Generator().manual_seed(cfg.seed)
+    all_tags = {**run_tags(cfg), **environment_tags(device, bf16), **(tags or {})}
+    name = run_name or f"{cfg.model}-{cfg.arch}-{cfg.dataset}-s{cfg.seed}"
+    result = Result(run_id="", config=cfg)
+    started = time.perf_counter()
+
+    with tracker.run(name, to_dict(cfg), all_tags) as run_id:
+        result.run_id = run_id
+        tracker.log_dict(to_dict(cfg), "config.json")
+        for epoch in range(1, cfg.epochs + 1):
+            epoch_start = time.perf_counter()
+            row = train_epoch(model, optimizer, splits, cfg, order_generator, autocast(device, bf16), epoch)
+            row["epoch_seconds"] = time.perf_counter() - epoch_start
+            row["images_per_sec"] = len(splits.train) / row["epoch_seconds"]
+            val = evaluate(model, splits.val, binarize=cfg.binarize, pixel_tol=cfg.pixel_tol,
+                           autocast=autocast(device, bf16))
+            row.update({f"val/{k}": v for k, v in val.items()})
+            bad = [k for k, v in row.items() if not math.isfinite(v)]
+            if bad:
+                raise TrainingFailed(
+                    f"{bad[0]} became {row[bad[0]]} in epoch {epoch}: the run diverged; "
+                    f"try a lower lr (now {cfg.lr}) or beta (now {cfg.beta})."
+                )
+            tracker.log_metrics(row, step=epoch)
+            result.history.append(row)
+            if on_epoch is not None:
+                on_epoch(epoch, row)
+        test = evaluate(model, splits.test, binarize=cfg.binarize, pixel_tol=cfg.pixel_tol,
+                        autocast=autocast(device, bf16))
+        result.test = test
+        result.seconds = time.perf_counter() - started
+        tracker.log_metrics({**{f"test/{k}": v for k, v in test.items()},
+                             "train_seconds": result.seconds})
+        if log_artifacts:
+            artifacts.log_run_artifacts(model, splits, result.history, tracker, cfg, autocast(device, bf16))
+            tracker.log_model(model.cpu())
+    return result
+
+
+def train_epoch(model, optimizer, splits: Splits, cfg: TrainConfig, generator: torch.Generator,
+                precision, epoch: int) -> dict[str, float]:
+    """One pass over the training split in a seeded random order; returns mean losses."""
+    model.train()
+    images = splits.train
+    order = torch.randperm(len(images), generator=generator).to(images.images.device)
+    sums = torch.zeros(3, device=images.images.device)
+    batches = range(0, len(images), cfg.batch_size)
+    for start in tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, unit="batch",
+                      disable=None):
+        x = images.floats(order[start:start + cfg.batch_size])
+        if cfg.binarize:
+            x = torch.bernoulli(x)
+        with precision:
+            parts = model.loss(x)
+        optimizer.zero_grad(set_to_none=True)
+        parts.total.backward()
+        optimizer.step()
+        # Weighted by batch size so the epoch mean is per image; read once, after the loop.
+        sums += torch.stack(parts).detach() * len(x)
+    loss, recon, kl = (sums / len(images)).tolist()
+    return {"train/loss": loss, "train/recon": recon, "train/kl": kl}

@@ -1,0 +1,129 @@
+"""Fixtures: small datasets written in the real file formats, registered with their own
+checksums, and real MLflow stores in temporary folders."""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+import io
+import os
+import pickle
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aevae.data import DATASETS
+from aevae.data.sources import RemoteFile
+
+# A closed port on loopback: a download attempt fails at once, as it does offline.
+UNREACHABLE = ("http://127.0.0.1:9/",)
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """An uncompressed IDX file of unsigned bytes."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def class_images(labels: np.ndarray, shape: tuple[int, int, int], rng: np.random.Generator) -> np.ndarray:
+    """Images with a class-dependent bright bar plus noise, so there is structure to learn."""
+    c, h, w = shape
+    images = rng.integers(0, 40, size=(len(labels), c, h, w))
+    for i, label in enumerate(labels):
+        row = 2 + (int(label) * (h - 6)) // 10
+        images[i, :, row:row + 3, 2:w - 2] = 255
+    return images.astype(np.uint8)
+
+
+def write_mnist_family(root: Path, spec, n_train: int, n_test: int, seed: int = 0) -> dict[str, bytes]:
+    """Write the four gzipped IDX files of `spec` under `root`; return their bytes by name."""
+    rng = np.random.default_rng(seed)
+    folder = root / spec.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = rng.integers(0, 10, size=n).astype(np.uint8)
+        images = class_images(labels, spec.shape, rng)[:, 0]
+        for kind, array in (("images-idx3", images), ("labels-idx1", labels)):
+            name = f"{prefix}-{kind}-ubyte.gz"
+            blob = gzip.compress(idx_bytes(array), mtime=0)
+            (folder / name).write_bytes(blob)
+            written[name] = blob
+    return written
+
+
+def cifar_batches(n_per_batch: int, seed: int = 0) -> dict[str, bytes]:
+    """The six CIFAR-10 pickle batches, small, in the real format."""
+    rng = np.random.default_rng(seed)
+    blobs = {}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        labels = rng.integers(0, 10, size=n_per_batch)
+        data = class_images(labels, (3, 32, 32), rng).reshape(n_per_batch, -1)
+        entry = {b"batch_label": name.encode(), b"labels": labels.tolist(), b"data": data,
+                 b"filenames": [f"{i}.png".encode() for i in range(n_per_batch)]}
+        blobs[name] = pickle.dumps(entry, protocol=2)
+    return blobs
+
+
+def cifar_archive(blobs: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, blob in blobs.items():
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    return buffer.getvalue()
+
+
+def register(monkeypatch, name: str, blobs: dict[str, bytes], archive: bytes | None = None) -> None:
+    """Make the registry expect these files' checksums, and download from nowhere."""
+    spec = DATASETS[name]
+    files = tuple(RemoteFile(f.name, md5(blobs[f.name])) for f in spec.files)
+    changes = {"files": files, "mirrors": UNREACHABLE}
+    if archive is not None:
+        changes["archive"] = RemoteFile(spec.archive.name, md5(archive))
+    monkeypatch.setitem(DATASETS, name, dataclasses.replace(spec, **changes))
+
+
+@pytest.fixture
+def data_root(tmp_path, monkeypatch) -> Path:
+    """A data root with small MNIST and Fashion-MNIST (600 train, 200 test images each) and a
+    small extracted CIFAR-10 (5 x 40 train, 40 test), all registered."""
+    root = tmp_path / "data"
+    for seed, name in enumerate(("mnist", "fashion_mnist")):
+        register(monkeypatch, name, write_mnist_family(root, DATASETS[name], 600, 200, seed))
+    blobs = cifar_batches(40)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for name, blob in blobs.items():
+        (folder / name).write_bytes(blob)
+    register(monkeypatch, "cifar10", blobs, cifar_archive(blobs))
+    monkeypatch.setenv("AEVAE_DATA_DIR", str(root))
+    return root
+
+
+@pytest.fixture
+def tracking_uri(tmp_path, monkeypatch) -> str:
+    """A real SQLite MLflow store in a temporary folder, also set as the default."""
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cwd(tmp_path, monkeypatch):
+    """Nothing a test does lands in the checkout (mlruns/, data/)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    yield
+
+
+# The real data root, if the caller pointed at one; absolute, since tests change directory.
+REAL_DATA = os.path.abspath(os.environ["AEVAE_DATA_DIR"]) if os.environ.get("AEVAE_DATA_DIR") else None
