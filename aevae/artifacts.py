@@ -111,6 +111,7 @@ def curves_figure(history: list[dict[str, float]]) -> plt.Figure:
     grid = sns.relplot(pd.DataFrame(rows), x="epoch", y="value", hue="split", col="metric",
                        kind="line", marker="o", height=3, aspect=1.1,
                        facet_kws={"sharey": False})
+    grid.set_titles("{col_name}")
     return grid.figure
 
 

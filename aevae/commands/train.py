@@ -24,8 +24,8 @@ def run(args: argparse.Namespace) -> int:
     splits = data.load(cfg.dataset, args.data_dir, cfg.val_size, cfg.subset)
     tracker = MlflowTracker(args.tracking_uri, args.experiment)
     result = train(cfg, splits, tracker, log_artifacts=not args.no_artifacts)
-    last = result.history[-1]
+    per_epoch = sum(row["epoch_seconds"] for row in result.history) / len(result.history)
     print(f"run {result.run_id} in experiment '{args.experiment}' ({tracker.tracking_uri}), "
-          f"{result.seconds:.1f} s, {last['epoch_seconds']:.1f} s/epoch")
+          f"{result.seconds:.1f} s, {per_epoch:.1f} s/epoch of training")
     print("test: " + ", ".join(f"{k}={v:.4g}" for k, v in result.test.items()))
     return 0
