@@ -8,6 +8,7 @@ lands in the data folder.
 from __future__ import annotations
 
 import os
+import sys
 
 import pooch
 
@@ -30,8 +31,12 @@ def fetch_missing(title: str, folder: str, files: list[RemoteFile], mirrors: tup
     """Download `files` into `folder`, trying each mirror; one clear error if none works.
     `wanted` describes what would do instead, for the message (default: the file names)."""
     reasons = []
+    # pooch's own notice goes through a handler bound to the stderr of its first import;
+    # announce downloads here instead, on the stderr of now.
+    pooch.get_logger().setLevel("WARNING")
     for remote in files:
         for mirror in mirrors:
+            print(f"downloading {mirror}{remote.name} to {folder}", file=sys.stderr)
             try:
                 pooch.retrieve(
                     url=mirror + remote.name,
