@@ -108,3 +108,16 @@ def test_mlflow_run_that_fails_ends_failed_with_reason(data_root, tracking_uri):
     (run,) = mlflow.MlflowClient(tracking_uri).search_runs([tracker.experiment_id])
     assert run.info.status == "FAILED"
     assert run.data.tags["failure_reason"].startswith("TrainingFailed: ")
+
+
+def test_dynamic_binarization_trains_on_binary_pixels(data_root):
+    from aevae.metrics import eval_batches
+
+    cfg = dataclasses.replace(SMOKE, binarize=True, epochs=2)
+    splits = load(cfg)
+    x, _ = next(eval_batches(splits.val, binarize=True))
+    assert set(x.unique().tolist()) == {0.0, 1.0}
+    again, _ = next(eval_batches(splits.val, binarize=True))
+    assert torch.equal(x, again), "evaluation images are binarized the same way every time"
+    result = train(cfg, splits, MemoryTracker(), log_artifacts=False)
+    assert result.history[-1]["val/loss"] < result.history[0]["val/loss"]
