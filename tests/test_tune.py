@@ -1,5 +1,6 @@
 """Optuna studies on tiny synthetic data, with real journal storage and a real MLflow store."""
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -9,9 +10,12 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from aevae import data
 from aevae.cli import main
 from aevae.search_space import find_study
 from aevae.study_storage import StorageError, open_storage
+from aevae.tracking import MemoryTracker
+from aevae.train import train
 from aevae.tune import open_study, run_study, tuned_overrides
 
 TINY_SET = """
@@ -132,6 +136,15 @@ def test_bad_storage_url_is_one_clear_line(data_root, tiny, tmp_path, capsys, ur
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "secret" not in err
     assert err.startswith(f"aevae tune: error: cannot open the Optuna storage '{shown}' (")
+
+
+def test_a_validation_only_run_never_evaluates_the_test_split(data_root, tiny):
+    cfg = tiny.config({"lr": 1e-3})
+    splits = data.load("mnist", val_size=cfg.val_size)
+    tracker = MemoryTracker()
+    result = train(dataclasses.replace(cfg, epochs=1), splits, tracker, validation_only=True)
+    assert result.test == {} and not any(k.startswith("test/") for k in tracker.current["metrics"])
+    assert set(tracker.current["artifacts"]) == {"config.json", "figures/curves.png", "figures/reconstructions.png"}
 
 
 def test_tuned_overrides_is_none_without_the_default_storage(tmp_path):

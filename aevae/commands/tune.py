@@ -39,6 +39,8 @@ def _interrupt(signum, frame):
 
 def run(args: argparse.Namespace) -> int:
     from aevae.search_space import find_study
+    from aevae.study_storage import describe_storage
+    from aevae.tracking import default_tracking_uri
     from aevae.tune import run_study
 
     if args.trials is not None and args.trials < 1:
@@ -54,4 +56,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
     print("\n".join(summary.lines()))
+    print(f"Optuna storage: {describe_storage(args.storage)} (make dashboard)")
+    if summary.parent_run_id:
+        print(f"MLflow: run {summary.parent_run_id} in experiment 'tune/{spec.study_set}' "
+              f"({args.tracking_uri or default_tracking_uri()})")
     return 0
