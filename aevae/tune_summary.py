@@ -32,6 +32,7 @@ class Summary:
     seconds_saved: float = 0.0
     new_trials: int = 0
     seconds: float = 0.0
+    trial_seconds: float = 0.0
     retried: list[int] = field(default_factory=list)
     parent_run_id: str | None = None
 
@@ -41,6 +42,7 @@ class Summary:
             "trials_complete": self.complete, "trials_pruned": self.pruned, "trials_failed": self.failed,
             "epochs_trained": self.epochs_trained, "epochs_saved_by_pruning": self.epochs_saved,
             "seconds_saved_by_pruning": self.seconds_saved, "tune_seconds": self.seconds,
+            "trial_seconds": self.trial_seconds,
         }
         if self.best_value is not None:
             values["best_value"] = self.best_value
@@ -56,10 +58,12 @@ class Summary:
 
     def lines(self) -> list[str]:
         """The summary as a user reads it."""
+        counts = f"{self.complete} complete, {self.pruned} pruned, {self.failed} failed" + (
+            f", {self.running} running" if self.running else "")
         lines = [
-            f"study {self.study_name}: {self.complete} complete, {self.pruned} pruned, {self.failed} failed"
-            + (f", {self.running} running" if self.running else "")
-            + f"; this run added {self.new_trials} trial(s) in {self.seconds:.0f} s",
+            f"study {self.study_name}: {counts}; its trials took {self.trial_seconds:.0f} s in all",
+            f"this run: {self.new_trials} new trial(s) in {self.seconds:.0f} s" if self.new_trials else
+            "this run: nothing to do, the study holds its trials (--trials N asks for more)",
             f"objective: {self.objective}, {self.units}, lower is better",
         ]
         if self.retried:
@@ -68,11 +72,12 @@ class Summary:
         if self.default_value is not None:
             lines.append(f"default config (trial {self.default_number}): {self.default_value:.4f}")
         if self.best_value is not None:
-            gain = ""
+            change = ""
             if self.default_value:
-                gain = f" ({(self.default_value - self.best_value) / abs(self.default_value):+.1%} vs default)"
+                gain = (self.default_value - self.best_value) / abs(self.default_value)
+                change = f" ({abs(gain):.1%} {'below' if gain >= 0 else 'above'} the default's)"
             params = " ".join(f"{k}={_short(v)}" for k, v in self.best_params.items())
-            lines.append(f"best (trial {self.best_number}): {self.best_value:.4f}{gain}  {params}")
+            lines.append(f"best (trial {self.best_number}): {self.best_value:.4f}{change}  {params}")
         planned = self.epochs_trained + self.epochs_saved
         share = f" ({self.epochs_saved / planned:.0%})" if planned else ""
         lines.append(f"pruning ({self.pruner}): {self.pruned} trial(s) pruned, {self.epochs_saved} of "
@@ -109,6 +114,8 @@ def summarize(study: optuna.Study, spec, *, new_trials: int, seconds: float,
     if default:
         summary.default_number, summary.default_value = default[0].number, default[0].value
     for trial in trials:
+        if trial.duration is not None:
+            summary.trial_seconds += trial.duration.total_seconds()
         trained, budget = _epochs(trial)
         summary.epochs_trained += trained
         if trial.state == TrialState.PRUNED and trained:
