@@ -23,7 +23,8 @@ import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from aevae.errors import AevaeError
 from aevae.tracking import end_abandoned_run
@@ -47,11 +48,9 @@ def describe_storage(storage: str | None) -> str:
     target = storage or DEFAULT_STORAGE
     if not is_url(target):
         return target
-    from sqlalchemy.engine import make_url
-
     try:
         return make_url(target).render_as_string(hide_password=True)
-    except Exception:  # unparsable: show no part that could hold a secret
+    except (ArgumentError, ValueError):  # unparsable: show no part that could hold a secret
         return target.split("://", 1)[0] + "://..."
 
 

@@ -137,6 +137,7 @@ def test_resume_fails_the_dead_process_trial_retries_its_point_and_completes(dat
 
 @pytest.mark.parametrize("url,shown", [
     ("postgresql://me:secret@127.0.0.1:1/optuna", "postgresql://me:***@127.0.0.1:1/optuna"),
+    ("postgresql://me:secret@127.0.0.1:port/optuna", "postgresql://..."),
     ("nosuchdb://host/db", "nosuchdb://host/db"),
 ])
 def test_bad_storage_url_is_one_clear_line(data_root, tiny, tmp_path, capsys, url, shown):
