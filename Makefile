@@ -5,9 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MLFLOW_STORE ?= sqlite:///mlruns/mlflow.db
 PORT ?= 5000
+STUDY ?= quick
+STUDY_STORAGE ?= studies/optuna.log
+DASHBOARD_PORT ?= 8080
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow train ui clean
+.PHONY: help install test test-slow train ui tune tune-pruners dashboard clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,6 +35,16 @@ train: install ## one example run: VAE, conv, MNIST, 5 epochs
 
 ui: install ## MLflow UI on the embedded store (http://127.0.0.1:$(PORT))
 	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_STORE) --port $(PORT)
+
+tune: install ## run or resume the Optuna study STUDY (default quick: a few minutes on a CPU)
+	$(BIN)/aevae tune $(STUDY) --storage $(STUDY_STORAGE)
+
+tune-pruners: install ## STUDY under median, Hyperband and no pruning (separate studies, same seed)
+	for pruner in median hyperband none; do $(BIN)/aevae tune $(STUDY) --storage $(STUDY_STORAGE) --pruner $$pruner || exit; done
+
+dashboard: install ## optuna-dashboard on the study storage (http://127.0.0.1:$(DASHBOARD_PORT))
+	@test -f $(STUDY_STORAGE) || { echo "no studies in $(STUDY_STORAGE) yet: run make tune first"; exit 2; }
+	$(BIN)/optuna-dashboard $(STUDY_STORAGE) --port $(DASHBOARD_PORT)
 
 clean: ## remove the virtual environment and caches (keeps mlruns/ and studies/)
 	rm -rf $(VENV) .pytest_cache

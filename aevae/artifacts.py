@@ -128,3 +128,15 @@ def log_run_artifacts(model, splits: Splits, history, tracker, cfg: TrainConfig,
     for path, figure in figures.items():
         tracker.log_figure(figure, path)
         plt.close(figure)
+
+
+def log_trial_artifacts(model, images: ImageSet, history, tracker, cfg: TrainConfig, autocast) -> None:
+    """The small figures of an Optuna trial: its curves and reconstructions of validation
+    images (a trial never reads the test split)."""
+    figures = {
+        "figures/curves.png": curves_figure(history),
+        "figures/reconstructions.png": reconstruction_figure(model, images, cfg.binarize, autocast),
+    }
+    for path, figure in figures.items():
+        tracker.log_figure(figure, path)
+        plt.close(figure)

@@ -126,8 +126,9 @@ class MlflowTracker:
     @contextlib.contextmanager
     def run(self, name, params, tags) -> Iterator[str]:
         mlflow = self._mlflow
+        # nested: the parent may be the active run of this process (an Optuna study's run).
         active = mlflow.start_run(experiment_id=self.experiment_id, run_name=name, tags=tags,
-                                  parent_run_id=self.parent_run_id)
+                                  parent_run_id=self.parent_run_id, nested=self.parent_run_id is not None)
         try:
             mlflow.log_params(params)
             yield active.info.run_id
@@ -176,3 +177,20 @@ def ensure_experiment(client, name: str, artifact_location: str | None) -> str:
         if found is None:
             raise
         return found.experiment_id
+
+
+def end_abandoned_run(tracking_uri: str, run_id: str, reason: str) -> bool:
+    """End a run that a dead process left RUNNING as KILLED, with `reason` as its
+    `failure_reason`; False when the store has no such run or it has already ended."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient(tracking_uri)
+    try:
+        if client.get_run(run_id).info.status != "RUNNING":
+            return False
+    except MlflowException:
+        return False
+    client.set_tag(run_id, FAILURE_TAG, reason[:5000])
+    client.set_terminated(run_id, status="KILLED")
+    return True

@@ -47,9 +47,11 @@ def run_tags(cfg: TrainConfig) -> dict[str, str]:
 
 def train(cfg: TrainConfig, data: Splits, tracker: Tracker, on_epoch: EpochHook | None = None,
           *, tags: dict[str, str] | None = None, run_name: str | None = None,
-          log_artifacts: bool = True) -> Result:
+          log_artifacts: bool = True, validation_only: bool = False) -> Result:
     """Train `cfg` on `data`, evaluate on validation each epoch and on test at the end, and
-    log it all to `tracker`. `on_epoch(epoch, metrics)` may raise to stop the run (pruning)."""
+    log it all to `tracker`. `on_epoch(epoch, metrics)` may raise to stop the run (pruning).
+    `validation_only` (Optuna trials) never reads the test split: no test metrics, and the
+    artifacts are only the curves and reconstructions of validation images, no model."""
     cfg = resolve(cfg)
     if data.spec.name != cfg.dataset:
         raise ConfigError(f"the config asks for '{cfg.dataset}' but the data given is '{data.spec.name}'.")
@@ -88,13 +90,15 @@ def train(cfg: TrainConfig, data: Splits, tracker: Tracker, on_epoch: EpochHook 
             result.history.append(row)
             if on_epoch is not None:
                 on_epoch(epoch, row)
-        test = evaluate(model, splits.test, binarize=cfg.binarize, pixel_tol=cfg.pixel_tol,
-                        autocast=autocast(device, bf16))
-        result.test = test
+        if not validation_only:
+            result.test = evaluate(model, splits.test, binarize=cfg.binarize, pixel_tol=cfg.pixel_tol,
+                                   autocast=autocast(device, bf16))
         result.seconds = time.perf_counter() - started
-        tracker.log_metrics({**{f"test/{k}": v for k, v in test.items()},
+        tracker.log_metrics({**{f"test/{k}": v for k, v in result.test.items()},
                              "train_seconds": result.seconds})
-        if log_artifacts:
+        if log_artifacts and validation_only:
+            artifacts.log_trial_artifacts(model, splits.val, result.history, tracker, cfg, autocast(device, bf16))
+        elif log_artifacts:
             artifacts.log_run_artifacts(model, splits, result.history, tracker, cfg, autocast(device, bf16))
             tracker.log_model(model.cpu())
     return result

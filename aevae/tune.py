@@ -1,0 +1,256 @@
+"""Optuna studies whose objective wraps the one `train` function.
+
+A trial trains the config its parameters describe and is judged on the validation split only
+(`train(..., validation_only=True)` never reads the test split): the negative ELBO for the
+VAE, the reconstruction loss for the AE, reported each epoch so the study's pruner can stop
+curves that are worse than their peers. Each invocation is one MLflow parent run and each
+trial a child run; the trial keeps its run's id as the user attribute `mlflow_run_id` and the
+run carries the trial's number and end state as tags, so each side finds the other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import socket
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import optuna
+from optuna.trial import TrialState
+
+from aevae import data
+from aevae.config import parse_value
+from aevae.data import Splits
+from aevae.errors import TrainingFailed, unknown_name
+from aevae.search_space import PRUNERS, StudySpec, suggest, to_raw
+from aevae.study_storage import ABANDONED, DEFAULT_STORAGE, describe_storage, is_url, open_storage, recover_trials
+from aevae.tracking import MlflowTracker, Tracker, default_tracking_uri
+from aevae.train import train
+from aevae.tune_summary import Summary, summarize
+
+BENCH_STUDY_SET = "lab"  # the set whose studies `aevae bench --tuned` reads
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What a study minimises: `sign * metric` of an epoch's validation metrics."""
+
+    metric: str
+    sign: float
+    text: str
+
+    def value(self, row: dict[str, float]) -> float:
+        return self.sign * row[self.metric]
+
+    @property
+    def label(self) -> str:
+        return f"{'-' if self.sign < 0 else ''}{self.metric}"
+
+
+# The VAE's val/loss weighs the KL by beta, so it would move with a searched beta; the
+# negative ELBO does not, which keeps its trials comparable.
+OBJECTIVES = {
+    "vae": Objective("val/elbo", -1.0, "negative ELBO of the validation split (reconstruction + KL, "
+                                       "one posterior sample; independent of beta)"),
+    "ae": Objective("val/loss", 1.0, "reconstruction loss of the validation split (the AE's loss)"),
+}
+
+
+def objective_units(spec: StudySpec) -> str:
+    if spec.config({}).recon_loss == "bce":
+        return "nats per image"
+    return "squared error summed over pixels, per image" + (", plus KL nats" if spec.base.model == "vae" else "")
+
+
+class Pruned(optuna.TrialPruned):
+    """A trial the pruner stopped; its MLflow run ends KILLED (see aevae.tracking)."""
+
+    run_status = "KILLED"
+
+
+class TrialTracker:
+    """The tracker of one trial's child run: it gives the trial its run's id, and tags the run
+    with the trial's number and Optuna end state before the run ends."""
+
+    def __init__(self, inner: Tracker, trial: optuna.Trial):
+        self.inner, self.trial = inner, trial
+
+    @contextlib.contextmanager
+    def run(self, name, params, tags) -> Iterator[str]:
+        with self.inner.run(name, params, {**tags, "optuna_trial_number": str(self.trial.number)}) as run_id:
+            self.trial.set_user_attr("mlflow_run_id", run_id)
+            try:
+                yield run_id
+            except optuna.TrialPruned:
+                self.inner.set_tags({"optuna_state": "PRUNED"})
+                raise
+            except BaseException:
+                self.inner.set_tags({"optuna_state": "FAIL"})
+                raise
+            self.inner.set_tags({"optuna_state": "COMPLETE"})
+
+    def log_metrics(self, metrics, step=None):
+        self.inner.log_metrics(metrics, step)
+
+    def set_tags(self, tags):
+        self.inner.set_tags(tags)
+
+    def log_figure(self, figure, path):
+        self.inner.log_figure(figure, path)
+
+    def log_dict(self, data, path):
+        self.inner.log_dict(data, path)
+
+    def log_model(self, model):
+        self.inner.log_model(model)
+
+
+def run_trial(trial: optuna.Trial, spec: StudySpec, splits: Splits, tracker: Tracker, parent_id: str) -> float:
+    """The objective: train the trial's config, report the validation objective each epoch,
+    prune when the pruner says so; returns the last epoch's objective."""
+    # Who runs the trial, first: a resumed study fails the trials of processes that died.
+    for key, value in (("host", socket.gethostname()), ("pid", os.getpid()), ("mlflow_parent_run_id", parent_id)):
+        trial.set_user_attr(key, value)
+    objective = OBJECTIVES[spec.base.model]
+    cfg = spec.config(suggest(trial, spec))
+    trial.set_user_attr("epochs_budget", cfg.epochs)
+    started = time.perf_counter()
+
+    def on_epoch(epoch: int, row: dict[str, float]) -> None:
+        value = objective.value(row)
+        trial.report(value, epoch)
+        trial.set_user_attr("epochs_trained", epoch)
+        trial.set_user_attr("seconds", time.perf_counter() - started)
+        if trial.should_prune():
+            raise Pruned(f"pruned after epoch {epoch} of {cfg.epochs}: {objective.label} = {value:.4g}")
+
+    tags = {"optuna_study": spec.name, "study_set": spec.study_set, "cell": spec.cell}
+    try:
+        result = train(cfg, splits, TrialTracker(tracker, trial), on_epoch, tags=tags,
+                       run_name=f"trial {trial.number}", validation_only=True)
+    except KeyboardInterrupt:
+        trial.set_user_attr(ABANDONED, "interrupted (Ctrl-C or kill)")
+        raise
+    trial.set_user_attr("seconds", time.perf_counter() - started)
+    return objective.value(result.history[-1])
+
+
+def with_pruner(spec: StudySpec, pruner: str) -> StudySpec:
+    """The same study under another pruner, as a study of its own, so pruners can be compared
+    on one cell without mixing their trials."""
+    if pruner == spec.pruner:
+        return spec
+    if pruner not in PRUNERS:
+        raise unknown_name("pruner", pruner, PRUNERS)
+    return dataclasses.replace(spec, name=f"{spec.name}/pruner={pruner}", pruner=pruner)
+
+
+def open_study(spec: StudySpec, storage) -> optuna.Study:
+    """Create the study, or load it when it exists, so re-running resumes it (what
+    `load_if_exists` does, except that only the creator describes the study in user attributes
+    and enqueues the default config as its first trial)."""
+    try:
+        study = optuna.create_study(study_name=spec.name, storage=storage, direction="minimize")
+    except optuna.exceptions.DuplicatedStudyError:
+        return optuna.load_study(study_name=spec.name, storage=storage)
+    objective = OBJECTIVES[spec.base.model]
+    attrs = {
+        "objective": objective.text, "objective_metric": objective.label,
+        "objective_units": objective_units(spec), "direction": "minimize",
+        "cell": spec.cell, "study_set": spec.study_set, "pruner": spec.pruner,
+        "fixed": {k: to_raw(v) for k, v in spec.fixed.items()},
+        "space": {p.name: {"choices": list(p.choices)} if p.choices else
+                  {"low": p.low, "high": p.high, "log": p.log} for p in spec.space},
+        "description": spec.description,
+    }
+    for key, value in attrs.items():
+        study.set_user_attr(key, value)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([f"{objective.label} ({objective_units(spec)})"])
+    default = spec.default_params()
+    if default is not None:
+        study.enqueue_trial(default, user_attrs={"default_config": True})
+    return study
+
+
+def make_sampler(spec: StudySpec, study: optuna.Study, seed: int | None) -> optuna.samplers.BaseSampler:
+    """TPE seeded by the study's seed plus the trials it already holds: a fresh study is
+    reproducible, and a resumed one does not replay the random draws it began with."""
+    if seed is None:
+        seed = spec.seed + len(study.get_trials(deepcopy=False))
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(3, spec.trials // 3)))
+
+
+def parent_params(spec: StudySpec, target: int) -> dict[str, Any]:
+    params = {f"fixed.{k}": to_raw(v) for k, v in spec.fixed.items()}
+    params.update({f"space.{p.name}": list(p.choices) if p.choices else
+                   f"{'log ' if p.log else ''}[{p.low}, {p.high}]" for p in spec.space})
+    return {**params, "trials": target, "pruner": spec.pruner, "seed": spec.seed}
+
+
+def run_study(spec: StudySpec, *, storage: str | None = None, tracking_uri: str | None = None,
+              data_dir: str | None = None, trials: int | None = None, timeout: float | None = None,
+              pruner: str | None = None, seed: int | None = None) -> Summary:
+    """Run `spec` until it holds `trials` finished (complete or pruned) trials, or `timeout`
+    seconds pass; returns the whole study's summary. Another `pruner` than the study's own
+    runs the study `<name>/pruner=<pruner>` instead."""
+    spec = with_pruner(spec, pruner or spec.pruner)
+    target = trials or spec.trials
+    optuna_storage = open_storage(storage)
+    study = open_study(spec, optuna_storage)
+    tracking_uri = tracking_uri or default_tracking_uri()
+    retried = recover_trials(study, optuna_storage, tracking_uri)
+    remaining = target - len(study.get_trials(deepcopy=False, states=FINISHED))
+    if remaining <= 0:
+        return summarize(study, spec, new_trials=0, seconds=0.0, retried=retried)
+    study.sampler = make_sampler(spec, study, seed)
+    study.pruner = PRUNERS[spec.pruner](target, None if "epochs" in spec.searched else spec.base.epochs)
+    splits = data.load(spec.base.dataset, data_dir, spec.base.val_size, spec.base.subset)
+    experiment = f"tune/{spec.study_set}"
+    tags = {"optuna_study": spec.name, "study_set": spec.study_set, "cell": spec.cell,
+            "optuna_storage": describe_storage(storage), "worker": f"{socket.gethostname()}:{os.getpid()}"}
+    ran: list[int] = []  # trials this invocation ran (other workers may share the study)
+    started = time.perf_counter()
+    parent = MlflowTracker(tracking_uri, experiment)
+    with parent.run(spec.name.removeprefix(f"{spec.study_set}/"), parent_params(spec, target), tags) as parent_id:
+        child = MlflowTracker(tracking_uri, experiment, parent_run_id=parent_id)
+        study.optimize(
+            lambda trial: run_trial(trial, spec, splits, child, parent_id),
+            n_trials=remaining, timeout=timeout, catch=(TrainingFailed,),
+            callbacks=[optuna.study.MaxTrialsCallback(target, states=FINISHED),
+                       lambda study, trial: ran.append(trial.number)],
+        )
+        summary = summarize(study, spec, new_trials=len(ran), seconds=time.perf_counter() - started,
+                            retried=retried)
+        summary.parent_run_id = parent_id
+        parent.log_metrics(summary.metrics())
+        parent.set_tags(summary.tags())
+    return summary
+
+
+def tuned_overrides(model: str, arch: str, dataset: str, storage: str | None = None, *,
+                    study_set: str = BENCH_STUDY_SET) -> tuple[dict[str, object], str] | None:
+    """The best trial's searched fields (typed config values) of the cell's study in
+    `study_set`, and the study's name; None when there is no such study or no completed
+    trial. Only searched fields are returned: the study's fixed budget (epochs, subset) is
+    how it was tuned, not part of the answer."""
+    target = storage or DEFAULT_STORAGE
+    if not is_url(target) and not Path(target).exists():
+        return None  # never create a journal file just to find it empty
+    name = f"{study_set}/{model}/{arch}/{dataset}"
+    try:
+        study = optuna.load_study(study_name=name, storage=open_storage(storage))
+    except KeyError:
+        return None
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not completed:
+        return None
+    best = study.best_trial
+    return {key: parse_value(key, value) for key, value in best.params.items()}, name
