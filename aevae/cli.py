@@ -12,6 +12,7 @@ from aevae.errors import AevaeError
 # name -> (module, one-line help); modules are imported only when their command runs
 COMMANDS = {
     "train": ("aevae.commands.train", "train one configuration and track it in MLflow"),
+    "report": ("aevae.commands.report", "write RESULTS.md and figures for a grid from its MLflow runs"),
 }
 
 
