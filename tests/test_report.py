@@ -192,12 +192,13 @@ def test_a_grid_with_no_runs_yet_lists_every_cell_as_not_run(store_uri, tmp_path
     ("none", "there is no MLflow store at"),
     ("other", "no experiment 'lab' (nor grid 'bench/lab') in sqlite:///"),
     ("empty", "experiment 'bench/lab' has no runs yet: run `aevae bench lab`"),
+    ("scheme", "cannot read the MLflow store at nosuch://x ("),
 ])
 def test_missing_store_experiment_or_runs_is_one_clear_line(setup, message, request, tmp_path, capsys):
-    if setup != "none":
+    if setup in ("other", "empty"):
         Store(request.getfixturevalue("store_uri"), "bench/lab" if setup == "empty" else "bench/smoke")
     capsys.readouterr()
-    assert main(["report", "lab"]) == 2
+    assert main(["report", "lab", *(["--tracking-uri", "nosuch://x"] if setup == "scheme" else [])]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("aevae report: error: ") and message in err
     if setup == "other":

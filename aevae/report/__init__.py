@@ -50,6 +50,21 @@ def ui_base(tracking_uri: str, ui_url: str | None) -> str | None:
     return tracking_uri if tracking_uri.startswith(("http://", "https://")) else None
 
 
+def open_store(tracking_uri: str):
+    """A client that has answered once. Any failure here (unknown scheme, missing database
+    driver, server down) is a store the user named wrongly, so it is one line, not a trace."""
+    from mlflow import MlflowClient
+
+    try:
+        client = MlflowClient(tracking_uri)
+        client.search_experiments(max_results=1)
+    except Exception as exc:  # noqa: BLE001 - every backend raises its own kind
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise ReportError(f"cannot read the MLflow store at {tracking_uri} ({reason}); check "
+                          f"--tracking-uri or MLFLOW_TRACKING_URI.") from None
+    return client
+
+
 def draw_figures(client, grid: Grid, folder: Path, curve_seeds: int, seconds: dict) -> tuple[dict, list[str], int]:
     """Every figure by kind, notes on missing figure artifacts, and the seeds per curve."""
     started = time.perf_counter()
@@ -72,25 +87,30 @@ def draw_figures(client, grid: Grid, folder: Path, curve_seeds: int, seconds: di
             "beta": panels.beta_panels(grid.slots, representative, downloaded, folder),
         }
     seconds["figures"] = time.perf_counter() - started
-    notes = [f"Run `{run_id}` ({cell}) has no {', '.join(f'figures/{n}.png' for n in fetch.FIGURES if n not in downloaded.get(run_id, {}))}; its tiles are blank."
-             for cell, run_id in representative.items()
-             if len(downloaded.get(run_id, {})) < len(fetch.FIGURES)]
-    return drawn, notes, curve_seeds
+    return drawn, missing_figures(representative, downloaded), curve_seeds
+
+
+def missing_figures(representative: dict[str, str], downloaded: dict[str, dict]) -> list[str]:
+    """A note for each shown run that lacks a figure artifact (its tile is left blank)."""
+    notes = []
+    for cell, run_id in representative.items():
+        lacking = [f"figures/{name}.png" for name in fetch.FIGURES if name not in downloaded.get(run_id, {})]
+        if lacking:
+            notes.append(f"Run `{run_id}` ({cell}) has no {', '.join(lacking)}; its tiles are blank.")
+    return notes
 
 
 def build_report(target: str = "lab", out_dir: str | Path | None = None, tracking_uri: str | None = None,
                  ui_url: str | None = None, curve_seeds: int = CURVE_SEEDS) -> Report:
     """Read grid (or experiment) `target` from MLflow; write RESULTS.md and PNGs into `out_dir`
     (default benchmarks/results/<grid>/)."""
-    from mlflow import MlflowClient
-
     from aevae.tracking import default_tracking_uri
 
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     tracking_uri = tracking_uri or default_tracking_uri()
     check_store(tracking_uri)  # before the client, which would create an empty store
-    client = MlflowClient(tracking_uri)
+    client = open_store(tracking_uri)
     grid = load_grid(client, target, tracking_uri)
     seconds["read"] = time.perf_counter() - started
     folder = Path(out_dir) if out_dir else RESULTS_DIR / figures.slug(grid.experiment.grid)

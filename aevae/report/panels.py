@@ -20,6 +20,7 @@ from aevae.report.figures import save, slug  # noqa: E402
 ROW_TITLES = {"reconstructions": "test images and reconstructions", "prior_samples": "samples from N(0, I)",
               "latent": "latent means"}
 TILE_INCHES = 3.4
+LEFT_INCHES, TOP_INCHES = 0.35, 0.75  # room for the row titles, and the suptitle and headings
 
 
 def draw(ax, figures: dict[str, Path] | None, name: str, run_id: str | None, what: str) -> None:
@@ -35,9 +36,14 @@ def draw(ax, figures: dict[str, Path] | None, name: str, run_id: str | None, wha
 
 def grid_of_tiles(columns: list[tuple[str, str | None]], rows: list[str],
                   figures: dict[str, dict[str, Path]], title: str, path: Path) -> Path:
-    """`columns` are (heading, run id or None); `rows` are figure names."""
-    figure, axes = plt.subplots(len(rows), len(columns), squeeze=False,
-                                figsize=(TILE_INCHES * len(columns), TILE_INCHES * len(rows)))
+    """`columns` are (heading, run id or None); `rows` are figure names. The margins are
+    fixed inches (no tight_layout): a layout pass costs as much as drawing the figure."""
+    width = TILE_INCHES * len(columns) + LEFT_INCHES + 0.1
+    height = TILE_INCHES * len(rows) + TOP_INCHES + 0.1
+    figure, axes = plt.subplots(len(rows), len(columns), squeeze=False, figsize=(width, height),
+                                gridspec_kw={"left": LEFT_INCHES / width, "right": 1 - 0.1 / width,
+                                             "top": 1 - TOP_INCHES / height, "bottom": 0.1 / height,
+                                             "wspace": 0.04, "hspace": 0.1})
     for j, (heading, run_id) in enumerate(columns):
         for i, name in enumerate(rows):
             draw(axes[i][j], figures.get(run_id) if run_id else None, name, run_id, heading.split()[0])
@@ -46,8 +52,7 @@ def grid_of_tiles(columns: list[tuple[str, str | None]], rows: list[str],
     for i, name in enumerate(rows):
         axes[i][0].text(-0.04, 0.5, ROW_TITLES[name], rotation=90, ha="right", va="center",
                         fontsize=9, transform=axes[i][0].transAxes)
-    figure.suptitle(title, fontsize=12)
-    figure.tight_layout()
+    figure.suptitle(title, fontsize=12, y=1 - 0.1 / height, va="top")
     return save(figure, path)
 
 
