@@ -15,6 +15,7 @@ from report_store import Store, finished_metrics
 from aevae.cli import main
 from aevae.report import build_report
 from aevae.report.display import mean_std
+from aevae.report import runs
 from aevae.report.runs import load_grid
 
 CURVES = {"train/loss": [90, 70, 60], "val/loss": [95, 75, 66], "train/kl": [5, 9, 11],
@@ -92,7 +93,10 @@ def test_report_tables_numbers_failures_links_and_figures(lab, tmp_path, capsys)
     seed0 = [r for r in client.search_runs([experiment], "tags.cell = 'ae/mlp/mnist' and tags.seed = '0'")][0]
     assert f"(http://ui:5000/#/experiments/{experiment}/runs/{seed0.info.run_id})" in ae["runs"]
 
-    (reading,) = [r["reading"] for r in table(text, "## What the KL term does") if r["dataset"] == "MNIST"]
+    compared = table(text, "## What the KL term does")
+    assert [r["dataset"] for r in compared] == ["MNIST", "CIFAR-10"]  # Fashion-MNIST has no VAE cell
+    assert row_of(compared, dataset="CIFAR-10")["reading"] == "No finished AE or VAE run on CIFAR-10/MLP to compare yet."
+    (reading,) = [r["reading"] for r in compared if r["dataset"] == "MNIST"]
     assert reading.startswith("VAE reconstructs 6.1x worse in MSE on MNIST/MLP, pays 22 nats of KL per image")
     assert "keeps 4 of 4 latent units active (AE: 4)" in reading
 
@@ -157,7 +161,8 @@ def test_repeated_stale_and_foreign_runs_leave_one_run_per_slot(store_uri):
         assert expected in notes
 
 
-def test_runs_without_cell_tags_are_grouped_by_the_config_fields_that_vary(store_uri, tmp_path):
+def test_runs_without_cell_tags_are_grouped_by_the_config_fields_that_vary(store_uri, monkeypatch):
+    monkeypatch.setattr(runs, "SEARCH_PAGE", 3)  # four runs: the search reads two pages
     store = Store(store_uri, "aevae")
     for lr in (0.001, 0.01):
         for seed in (0, 1):
@@ -177,6 +182,7 @@ def test_finished_runs_missing_metrics_are_listed_and_counted(store_uri, tmp_pat
     assert row_of(table(text, "## Headline"), model="VAE")["KL (nats)"] == "5 (n=1)"
     (gap,) = table(text, "### Finished runs with missing metrics")
     assert gap["missing"] == "test/kl, train_seconds, test/elbo" and lacking[:8] in gap["run"]
+    assert "This grid has no AE and VAE cells of the same dataset and arch to compare." in text
 
 
 def test_a_grid_with_no_runs_yet_lists_every_cell_as_not_run(store_uri, tmp_path):

@@ -42,31 +42,27 @@ def within_noise(a: Stat, b: Stat) -> bool:
     return a.n > 1 and b.n > 1 and abs(a.mean - b.mean) <= a.std + b.std
 
 
-def pairs(grid: Grid) -> list[tuple[pd.Series | None, pd.Series | None]]:
-    """(AE cell, VAE cell) rows: same dataset and arch, and the same extra axes where the AE
-    cell has them (an AE cell without beta pairs with every beta of the VAE)."""
+def pairs(grid: Grid) -> list[tuple[pd.Series, pd.Series]]:
+    """(AE cell, VAE cell) of the same dataset and arch, and the same extra axes where the AE
+    cell has them (an AE cell without beta pairs with every beta of the VAE); in cell order.
+    A cell with no counterpart in the grid (a VAE-only beta grid) has nothing to compare."""
     first = grid.slots.drop_duplicates("cell").set_index("cell", drop=False)
     order = ordered_cells(grid.slots, grid.extra_axes)
     aes = [first.loc[c] for c in order if first.loc[c, "model"] == "ae"]
-    result, used = [], set()
-    for cell in order:
-        vae = first.loc[cell]
-        if vae["model"] != "vae":
-            continue
+    result = []
+    for vae in (first.loc[c] for c in order if first.loc[c, "model"] == "vae"):
         candidates = [ae for ae in aes if ae["dataset"] == vae["dataset"] and ae["arch"] == vae["arch"]
                       and all(pd.isna(ae.get(a)) or ae.get(a) == vae.get(a) for a in grid.extra_axes)]
-        best = max(candidates, key=lambda ae: sum(pd.notna(ae.get(a)) for a in grid.extra_axes), default=None)
-        if best is not None:
-            used.add(best["cell"])
-        result.append((best, vae))
-    result += [(ae, None) for ae in aes if ae["cell"] not in used]
+        if candidates:
+            result.append((max(candidates, key=lambda ae: sum(pd.notna(ae.get(a)) for a in grid.extra_axes)), vae))
     return result
 
 
 def reading(label: str, ae: pd.DataFrame, vae: pd.DataFrame, latent_dim: str | None) -> str:
     """One plain sentence: reconstruction cost, KL paid, latent use and sample quality."""
     if ae.empty or vae.empty:
-        return f"No finished {'AE' if ae.empty else 'VAE'} run on {label} to compare with yet."
+        lacking = " or ".join(name for name, runs in (("AE", ae), ("VAE", vae)) if runs.empty)
+        return f"No finished {lacking} run on {label} to compare yet."
     mse_ae, mse_vae = stat(ae, "test/recon_mse"), stat(vae, "test/recon_mse")
     if mse_ae is None or mse_vae is None:
         parts = [f"On {label} the recon MSE is missing, so the reconstruction cost is unknown"]
@@ -106,10 +102,9 @@ def comparison(grid: Grid) -> pd.DataFrame:
     """The AE-vs-VAE table: one row per dataset × arch (× extra axes), means over seeds."""
     finished = grid.finished
     rows = []
-    for ae_cell, vae_cell in pairs(grid):
-        anchor = vae_cell if vae_cell is not None else ae_cell
-        ae = finished[finished["cell"] == ae_cell["cell"]] if ae_cell is not None else finished.iloc[:0]
-        vae = finished[finished["cell"] == vae_cell["cell"]] if vae_cell is not None else finished.iloc[:0]
+    for ae_cell, anchor in pairs(grid):
+        ae = finished[finished["cell"] == ae_cell["cell"]]
+        vae = finished[finished["cell"] == anchor["cell"]]
         row = {"dataset": dataset_title(anchor["dataset"]), "arch": arch_title(anchor["arch"])}
         row.update({a: str(anchor.get(a)) if pd.notna(anchor.get(a)) else "" for a in grid.extra_axes})
         mse_ae, mse_vae = stat(ae, "test/recon_mse"), stat(vae, "test/recon_mse")

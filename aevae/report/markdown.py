@@ -78,7 +78,8 @@ def render(grid: Grid, sections: Sections, folder: Path) -> str:
         "## What the KL term does: AE vs VAE\n\n",
         "Each VAE cell beside the AE of the same dataset and arch (means over seeds; "
         "\"equally well\" when the difference is within the two seed spreads).\n\n",
-        to_markdown(sections.comparison), "\n\n",
+        to_markdown(sections.comparison) if len(sections.comparison) else
+        "This grid has no AE and VAE cells of the same dataset and arch to compare.", "\n\n",
         "## Figures\n\n" if any(figures.values()) else "",
         figure_block("Test metrics per cell", figures.get("metrics", []),
                      "Bars are means over seeds; error bars one standard deviation.", folder),

@@ -61,13 +61,12 @@ def panel_pairs(pairs, extra_axes: list[str]) -> list:
     beta = 1 (the per-beta figure shows the rest); with other axes, every pair."""
     chosen: dict[tuple, list] = {}
     for ae, vae in pairs:
-        anchor = vae if vae is not None else ae
-        chosen.setdefault((anchor["dataset"], anchor["arch"]), []).append((ae, vae))
+        chosen.setdefault((vae["dataset"], vae["arch"]), []).append((ae, vae))
     result = []
     for group in chosen.values():
         if "beta" in extra_axes and len(group) > 1:
             def distance(pair):
-                value = sortable(pair[1]["beta"] if pair[1] is not None else None)
+                value = sortable(pair[1]["beta"])
                 return abs(value[1] - 1.0) if value[0] == 0 else float("inf")
             group = [min(group, key=distance)]
         result += group
@@ -79,15 +78,12 @@ def ae_vae_panels(pairs, representative: dict[str, str], figures, extra_axes: li
     """Per dataset × arch: reconstructions, prior samples and latent map, AE left, VAE right."""
     paths = []
     for ae, vae in panel_pairs(pairs, extra_axes):
-        if not any(cell is not None and cell["cell"] in representative for cell in (ae, vae)):
+        if ae["cell"] not in representative and vae["cell"] not in representative:
             continue  # neither side finished: nothing to show
-        anchor = vae if vae is not None else ae
-        label = group_label(anchor, extra_axes)
-        columns = [("AE (no KL)", representative.get(ae["cell"]) if ae is not None else None),
-                   ("VAE (with KL)", representative.get(vae["cell"]) if vae is not None else None)]
-        name = "-".join([anchor["dataset"], anchor["arch"], *(f"{a}={anchor[a]}" for a in extra_axes
-                                                                if pd.notna(anchor.get(a)))])
-        paths.append(grid_of_tiles(columns, list(ROW_TITLES), figures, label, folder / f"panels-{slug(name)}.png"))
+        columns = [("AE (no KL)", representative.get(ae["cell"])), ("VAE (with KL)", representative.get(vae["cell"]))]
+        name = "-".join([vae["dataset"], vae["arch"], *(f"{a}={vae[a]}" for a in extra_axes if pd.notna(vae.get(a)))])
+        paths.append(grid_of_tiles(columns, list(ROW_TITLES), figures, group_label(vae, extra_axes),
+                                   folder / f"panels-{slug(name)}.png"))
     return paths
 
 

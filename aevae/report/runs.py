@@ -21,6 +21,7 @@ KEY_AXES = ("model", "arch", "dataset")
 # Ordering of the states when one (cell, seed) has several runs: a finished run stands for
 # the slot even if a later attempt failed or is still going.
 STATUS_RANK = {"FINISHED": 0, "RUNNING": 1, "SCHEDULED": 2, "FAILED": 3, "KILLED": 4}
+SEARCH_PAGE = 10000  # runs per request; MLflow's stores accept up to 50,000
 NOT_RUN = "NOT RUN"
 PROVENANCE_TAGS = ("git_commit", "git_dirty", "device", "precision", "torch_version")
 RUN_COLUMNS = ["run_id", "status", "start_time", *KEY_AXES, "cell", "seed", "config_hash",
@@ -140,12 +141,26 @@ def text_column(frame: pd.DataFrame, *names: str) -> pd.Series:
     return result
 
 
-def search(experiment: Experiment) -> pd.DataFrame:
-    """Every active run of the experiment, latest metric values included (one paged query)."""
-    import mlflow
-
-    mlflow.set_tracking_uri(experiment.tracking_uri)
-    return mlflow.search_runs(experiment_ids=[experiment.id], output_format="pandas")
+def search(client, experiment: Experiment) -> pd.DataFrame:
+    """Every active run of the experiment with its latest metric values, params and tags, in
+    the columns `mlflow.search_runs` uses (`metrics.x`, `params.x`, `tags.x`). The client's
+    own paged search is used because `mlflow.search_runs` reads the process-wide tracking
+    URI, which the report would otherwise have to change under its caller."""
+    rows, token = [], None
+    while True:
+        page = client.search_runs([experiment.id], max_results=SEARCH_PAGE, page_token=token)
+        for run in page:
+            row = {"run_id": run.info.run_id, "status": run.info.status, "start_time": run.info.start_time}
+            row.update({f"metrics.{k}": v for k, v in run.data.metrics.items()})
+            row.update({f"params.{k}": v for k, v in run.data.params.items()})
+            row.update({f"tags.{k}": v for k, v in run.data.tags.items()})
+            rows.append(row)
+        token = page.token
+        if not token:
+            break
+    frame = pd.DataFrame(rows, columns=["run_id", "status", "start_time"] if not rows else None)
+    frame["start_time"] = pd.to_datetime(frame["start_time"], unit="ms", utc=True)
+    return frame
 
 
 def training_runs(raw: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
@@ -252,7 +267,7 @@ def load_grid(client, target: str, tracking_uri: str) -> Grid:
     experiment = find_experiment(client, target, tracking_uri)
     notes: list[str] = []
     expected = expected_slots(experiment, notes)
-    raw = search(experiment)
+    raw = search(client, experiment)
     if raw.empty and (expected is None or expected.empty):
         raise ReportError(f"experiment '{experiment.name}' has no runs yet: run "
                           f"`aevae bench {experiment.grid}` (or `aevae train --experiment "
