@@ -66,8 +66,9 @@ def lab(store_uri) -> Store:
     for seed, (mse_ae, mse_vae, kl) in enumerate([(0.009, 0.060, 20), (0.010, 0.061, 22), (0.011, 0.062, 24)]):
         common = {"history": CURVES, "params": {"epochs": 3, "latent_dim": 4, "lr": 0.001},
                   "logged": {"train_seconds": 10 + seed, "images_per_sec": 1000}}
-        store.run("ae/mlp/mnist", seed, test=finished_metrics(mse_ae), figures=seed == 0, **common)
-        store.run("vae/mlp/mnist", seed, test=finished_metrics(mse_vae, kl, variational=True), **common)
+        analysis_ae, analysis_vae = {"frechet": 50.0, "probe_acc": 0.9}, {"frechet": 30.0, "probe_acc": 0.8}
+        store.run("ae/mlp/mnist", seed, test={**finished_metrics(mse_ae), **analysis_ae}, figures=seed == 0, **common)
+        store.run("vae/mlp/mnist", seed, test={**finished_metrics(mse_vae, kl, True), **analysis_vae}, **common)
     store.run("ae/mlp/cifar10", 0, status="FAILED", tags={"failure_reason": FAILURE})
     store.run("ae/mlp/fashion_mnist", 0, status="RUNNING")
     return store
@@ -98,7 +99,10 @@ def test_report_tables_numbers_failures_links_and_figures(lab, tmp_path, capsys)
     assert row_of(compared, dataset="CIFAR-10")["reading"] == "No finished AE or VAE run on CIFAR-10/MLP to compare yet."
     (reading,) = [r["reading"] for r in compared if r["dataset"] == "MNIST"]
     assert reading.startswith("VAE reconstructs 6.1x worse in MSE on MNIST/MLP, pays 22 nats of KL per image")
-    assert "keeps 4 of 4 latent units active (AE: 4)" in reading
+    assert reading.endswith("keeps 4 of 4 latent units active (AE: 4), gains on Fréchet distance of its "
+                            "samples (30 vs 50), and loses on linear-probe accuracy (0.8000 vs 0.9000).")
+    assert row_of(compared, dataset="MNIST")["Fréchet AE → VAE"] == "50 → 30"
+    assert (vae["Fréchet"], vae["probe acc"]) == ("30", "0.8000") and "NLL (nats)" not in vae
 
     problems = table(text, "## Not in the tables")
     assert {(p["cell"], p["state"]) for p in problems} == {
@@ -137,6 +141,7 @@ def test_beta_grid_draws_rate_distortion_and_latent_maps_per_beta(store_uri, tmp
     ([5.0], 1, "5"),
     ([1.23456], 1, "1.235"),
     ([20.0, 20.0], 2, "20"),
+    ([0.8, 0.8, 0.8], 3, "0.8000"),
     ([0.5, 0.7], 3, "0.60 ± 0.14 (n=2)"),
     ([], 2, "—"),
 ])

@@ -124,7 +124,8 @@ def mean_std(values: pd.Series, runs: int) -> str:
     if values.empty:
         return MISSING
     mean, std = float(values.mean()), float(values.std()) if len(values) > 1 else 0.0
-    if std == 0 or not math.isfinite(std):
+    # Equal values can still give a std of 1e-16 (pandas' float sum): that is a tie.
+    if std <= 1e-9 * abs(mean) or not math.isfinite(std):
         text = number(mean)
     else:
         places = decimals(std, 2)
