@@ -8,6 +8,7 @@ PORT ?= 5000
 STUDY ?= quick
 STUDY_STORAGE ?= studies/optuna.log
 DASHBOARD_PORT ?= 8080
+GRID ?= lab
 
 .DEFAULT_GOAL := help
 .PHONY: help install test test-slow train ui tune tune-pruners dashboard clean
@@ -32,6 +33,10 @@ test-slow: install ## real-data and long tests (needs AEVAE_DATA_DIR with MNIST)
 
 train: install ## one example run: VAE, conv, MNIST, 5 epochs
 	$(BIN)/aevae train --model vae --arch conv --dataset mnist --epochs 5
+
+.PHONY: report
+report: install ## RESULTS.md and figures of grid GRID (default lab) from MLflow, in benchmarks/results/GRID/
+	$(BIN)/aevae report $(GRID)
 
 ui: install ## MLflow UI on the embedded store (http://127.0.0.1:$(PORT))
 	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_STORE) --port $(PORT)

@@ -13,6 +13,7 @@ from aevae.errors import AevaeError
 COMMANDS = {
     "train": ("aevae.commands.train", "train one configuration and track it in MLflow"),
     "tune": ("aevae.commands.tune", "run or resume an Optuna study of a cell, tracked in MLflow"),
+    "report": ("aevae.commands.report", "write RESULTS.md and figures for a grid from its MLflow runs"),
 }
 
 

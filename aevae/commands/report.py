@@ -1,0 +1,25 @@
+"""`aevae report`: RESULTS.md and figures for a grid, from the runs tracked in MLflow."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("target", nargs="?", default="lab", metavar="GRID_OR_EXPERIMENT",
+                        help="a grid name (lab reads experiment bench/lab) or any experiment name (default: lab)")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="folder for RESULTS.md and the figures (default: benchmarks/results/<grid>/)")
+    parser.add_argument("--tracking-uri", default=None,
+                        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db)")
+    parser.add_argument("--ui-url", default=None, metavar="URL",
+                        help="an MLflow UI that serves this store, for run links "
+                             "(default: the tracking URI when it is http(s))")
+
+
+def run(args: argparse.Namespace) -> int:
+    from aevae.report import build_report
+
+    report = build_report(args.target, args.out, args.tracking_uri, args.ui_url)
+    print(report.summary())
+    return 0

@@ -1,0 +1,136 @@
+"""`aevae report`: RESULTS.md and figures for a grid, read from MLflow only.
+
+The report never imports the training code (aevae.train, aevae.models, aevae.data, torch):
+it reads what was tracked, so it runs against a tracking server and over runs that older
+versions logged. One `search_runs` brings every run's final metrics; per-run requests (metric
+histories, figure artifacts) are made only for the few runs a figure shows.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aevae.report import compare, fetch, figures, markdown, panels, tables
+from aevae.report.display import in_cell_order
+from aevae.report.runs import Grid, ReportError, check_store, load_grid
+
+RESULTS_DIR = Path("benchmarks") / "results"
+RESULTS_FILE = "RESULTS.md"
+CURVE_SEEDS = 3
+# Histories are one request per run and metric, so on big grids the curves show fewer seeds
+# per cell (down to one) to keep the requests under about 5 x this many.
+CURVE_RUNS = 60
+# Files an earlier report wrote into the folder; removed so a figure of a cell that left the
+# grid does not linger beside the new RESULTS.md.
+OWN_FIGURES = ("metrics-*.png", "curves-*.png", "panels-*.png", "beta-*.png", "rate-distortion.png")
+
+
+@dataclass
+class Report:
+    path: Path
+    grid: Grid
+    figures: list[Path]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        slots = self.grid.slots
+        finished = int((slots["status"] == "FINISHED").sum())
+        phases = ", ".join(f"{name} {s:.2f}" for name, s in self.seconds.items())
+        return (f"wrote {self.path} ({slots['cell'].nunique()} cells, {finished} of {len(slots)} runs "
+                f"finished, {len(self.figures)} figures) in {sum(self.seconds.values()):.2f} s ({phases})")
+
+
+def ui_base(tracking_uri: str, ui_url: str | None) -> str | None:
+    """Where run links point: the given UI, else the tracking server itself."""
+    if ui_url:
+        return ui_url
+    return tracking_uri if tracking_uri.startswith(("http://", "https://")) else None
+
+
+def open_store(tracking_uri: str):
+    """A client that has answered once. Any failure here (unknown scheme, missing database
+    driver, server down) is a store the user named wrongly, so it is one line, not a trace."""
+    from mlflow import MlflowClient
+
+    try:
+        client = MlflowClient(tracking_uri)
+        client.search_experiments(max_results=1)
+    except Exception as exc:  # noqa: BLE001 - every backend raises its own kind
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise ReportError(f"cannot read the MLflow store at {tracking_uri} ({reason}); check "
+                          f"--tracking-uri or MLFLOW_TRACKING_URI.") from None
+    return client
+
+
+def draw_figures(client, grid: Grid, folder: Path, curve_seeds: int, seconds: dict) -> tuple[dict, list[str], int]:
+    """Every figure by kind, notes on missing figure artifacts, and the seeds per curve."""
+    started = time.perf_counter()
+    finished = in_cell_order(grid.finished, grid.slots, grid.extra_axes)
+    curve_seeds = max(1, min(curve_seeds, CURVE_RUNS // max(1, finished["cell"].nunique())))
+    curve_runs = fetch.representatives(finished, curve_seeds)
+    history = fetch.histories(client, list(curve_runs["run_id"]))
+    shown = fetch.representatives(finished, 1)
+    representative = dict(zip(shown["cell"], shown["run_id"]))
+    with tempfile.TemporaryDirectory() as scratch:
+        downloaded = fetch.download_figures(client, list(representative.values()), Path(scratch))
+        seconds["fetch"] = time.perf_counter() - started
+        started = time.perf_counter()
+        pairs = compare.pairs(grid)
+        drawn = {
+            "metrics": figures.metric_bars(finished, grid.extra_axes, folder),
+            "rate_distortion": [p for p in [figures.rate_distortion(finished, folder)] if p],
+            "curves": figures.curves(history, curve_runs, grid.extra_axes, folder),
+            "panels": panels.ae_vae_panels(pairs, representative, downloaded, grid.extra_axes, folder),
+            "beta": panels.beta_panels(grid.slots, representative, downloaded, folder),
+        }
+    seconds["figures"] = time.perf_counter() - started
+    return drawn, missing_figures(representative, downloaded), curve_seeds
+
+
+def missing_figures(representative: dict[str, str], downloaded: dict[str, dict]) -> list[str]:
+    """A note for each shown run that lacks a figure artifact (its tile is left blank)."""
+    notes = []
+    for cell, run_id in representative.items():
+        lacking = [f"figures/{name}.png" for name in fetch.FIGURES if name not in downloaded.get(run_id, {})]
+        if lacking:
+            notes.append(f"Run `{run_id}` ({cell}) has no {', '.join(lacking)}; its tiles are blank.")
+    return notes
+
+
+def build_report(target: str = "lab", out_dir: str | Path | None = None, tracking_uri: str | None = None,
+                 ui_url: str | None = None, curve_seeds: int = CURVE_SEEDS) -> Report:
+    """Read grid (or experiment) `target` from MLflow; write RESULTS.md and PNGs into `out_dir`
+    (default benchmarks/results/<grid>/)."""
+    from aevae.tracking import default_tracking_uri
+
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    tracking_uri = tracking_uri or default_tracking_uri()
+    check_store(tracking_uri)  # before the client, which would create an empty store
+    client = open_store(tracking_uri)
+    grid = load_grid(client, target, tracking_uri)
+    seconds["read"] = time.perf_counter() - started
+    folder = Path(out_dir) if out_dir else RESULTS_DIR / figures.slug(grid.experiment.grid)
+    folder.mkdir(parents=True, exist_ok=True)
+    for pattern in OWN_FIGURES:
+        for old in folder.glob(pattern):
+            old.unlink()
+    drawn, notes, curve_seeds = draw_figures(client, grid, folder, curve_seeds, seconds)
+    started = time.perf_counter()
+    links = ui_base(tracking_uri, ui_url)
+    sections = markdown.Sections(
+        headline=tables.headline(grid, links), comparison=compare.comparison(grid),
+        problems=tables.problems(grid, links), gaps=tables.gaps(grid, links),
+        runs=tables.all_runs(grid, links), settings=tables.shared_settings(grid),
+        provenance=tables.provenance(grid), figures=drawn, figure_notes=notes, curve_seeds=curve_seeds,
+    )
+    path = folder / RESULTS_FILE
+    path.write_text(markdown.render(grid, sections, folder), encoding="utf-8")
+    seconds["write"] = time.perf_counter() - started
+    return Report(path, grid, [p for paths in drawn.values() for p in paths], seconds)
+
+
+__all__ = ["Report", "ReportError", "build_report"]

@@ -1,0 +1,151 @@
+"""How the report names and orders cells and prints numbers: shared by tables and figures."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+# The report may not import aevae.data (it pulls in torch), so the display names of the
+# registry's datasets are repeated here; an unknown name is shown as it is.
+DATASET_TITLES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
+ARCH_TITLES = {"mlp": "MLP", "conv": "conv"}
+MISSING = "—"
+
+
+@dataclass(frozen=True)
+class Column:
+    """A number the report shows: its header (with units), where it is logged, a display
+    scale, and which direction is better ('lower', 'higher' or '' when neither)."""
+
+    header: str
+    key: str
+    scale: float = 1.0
+    better: str = ""
+
+
+# Test-split metrics, then the analysis metrics of issue 6 (shown only when logged), then cost.
+METRICS = (
+    Column("recon MSE", "test/recon_mse", better="lower"),
+    Column("recon BCE (nats)", "test/recon_bce", better="lower"),
+    Column("recon acc (%)", "test/recon_acc_1mse", better="higher"),
+    Column("pixel acc (%)", "test/pixel_acc", 100.0, better="higher"),
+    Column("KL (nats)", "test/kl"),
+    Column("ELBO (nats)", "test/elbo", better="higher"),
+    Column("active units", "test/active_units"),
+    Column("probe acc", "test/probe_acc", better="higher"),
+    Column("Fréchet", "test/frechet", better="lower"),
+    Column("confident share", "test/confident_share", better="higher"),
+    Column("NLL (nats)", "test/nll", better="lower"),
+    Column("bits/dim", "test/bpd", better="lower"),
+)
+COSTS = (
+    Column("epochs", "params.epochs"),
+    Column("wall (s)", "train_seconds"),
+    Column("images/s", "images_per_sec"),
+)
+BY_KEY = {c.key: c for c in (*METRICS, *COSTS)}
+# What every finished run of this version logs; a run without one of these is listed as a gap.
+REQUIRED = ("test/loss", "test/recon_mse", "test/recon_bce", "test/kl", "test/pixel_acc",
+            "test/recon_acc_1mse", "test/active_units", "train_seconds")
+
+
+def dataset_title(name: str) -> str:
+    return DATASET_TITLES.get(name, name)
+
+
+def arch_title(name: str) -> str:
+    return ARCH_TITLES.get(name, name)
+
+
+def model_title(name: str) -> str:
+    return str(name).upper()
+
+
+def sortable(value) -> tuple:
+    """Missing first, then numbers as numbers ('0.5' before '2'), then text."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return (-1, 0.0, "")
+    try:
+        return (0, float(value), "")
+    except (TypeError, ValueError):
+        return (1, 0.0, str(value))
+
+
+def ordered_cells(slots: pd.DataFrame, extra_axes: list[str]) -> list[str]:
+    """Cells by dataset and arch (registry order first), extra axes, then model (AE first)."""
+    first = slots.drop_duplicates("cell")
+
+    def rank(name, known) -> tuple:
+        known = list(known)
+        return (known.index(name) if name in known else len(known), str(name))
+
+    def key(row) -> tuple:
+        return (rank(row["dataset"], DATASET_TITLES), rank(row["arch"], ARCH_TITLES),
+                tuple(sortable(row.get(a)) for a in extra_axes), str(row["model"]))
+
+    return [row["cell"] for _, row in sorted(first.iterrows(), key=lambda item: key(item[1]))]
+
+
+def in_cell_order(frame: pd.DataFrame, slots: pd.DataFrame, extra_axes: list[str]) -> pd.DataFrame:
+    """`frame`'s rows sorted by `ordered_cells`, then by seed (numerically where it can)."""
+    order = {cell: i for i, cell in enumerate(ordered_cells(slots, extra_axes))}
+    ranked = frame.assign(_cell=frame["cell"].map(order), _seed=pd.to_numeric(frame["seed"], errors="coerce"))
+    return ranked.sort_values(["_cell", "_seed", "seed"], kind="stable").drop(columns=["_cell", "_seed"])
+
+
+def group_label(row, extra_axes: list[str], separator: str = "/") -> str:
+    """`CIFAR-10/MLP` or `MNIST/conv/beta=0.5`: a cell without its model."""
+    extras = [f"{a}={row[a]}" for a in extra_axes if pd.notna(row.get(a))]
+    return separator.join([dataset_title(row["dataset"]), arch_title(row["arch"]), *extras])
+
+
+def decimals(x: float, significant: int) -> int:
+    if x == 0 or not math.isfinite(x):
+        return 0
+    return min(6, max(0, significant - 1 - math.floor(math.log10(abs(x)))))
+
+
+def number(x: float) -> str:
+    """Four significant digits, no exponent; whole numbers print without decimals."""
+    if not math.isfinite(x):
+        return str(x)
+    if abs(x) < 1e9 and math.isclose(x, round(x), rel_tol=1e-12, abs_tol=1e-12):
+        return str(int(round(x)))
+    return f"{x:.{decimals(x, 4)}f}"
+
+
+def mean_std(values: pd.Series, runs: int) -> str:
+    """`mean ± std` over seeds (sample std, ddof=1), the mean printed to the std's second
+    significant digit; a lone value or an exact tie prints alone; `(n=k)` when only k of
+    the `runs` finished runs logged the metric."""
+    values = pd.to_numeric(values, errors="coerce").dropna()
+    if values.empty:
+        return MISSING
+    mean, std = float(values.mean()), float(values.std()) if len(values) > 1 else 0.0
+    # Equal values can still give a std of 1e-16 (pandas' float sum): that is a tie.
+    if std <= 1e-9 * abs(mean) or not math.isfinite(std):
+        text = number(mean)
+    else:
+        places = decimals(std, 2)
+        text = f"{mean:.{places}f} ± {std:.{places}f}"
+    return text + (f" (n={len(values)})" if len(values) < runs else "")
+
+
+def markdown_text(value) -> str:
+    """A table cell: one line, pipes escaped."""
+    return " ".join(str(value).split()).replace("|", "\\|")
+
+
+def run_url(ui_url: str | None, experiment_id: str, run_id: str) -> str | None:
+    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}" if ui_url else None
+
+
+def run_link(ui_url: str | None, experiment_id: str, run_id: str, short: bool = True) -> str:
+    """A run id (the first 8 characters when `short`), linked to the MLflow UI when known."""
+    if not run_id:
+        return MISSING
+    shown = run_id[:8] if short else run_id
+    url = run_url(ui_url, experiment_id, run_id)
+    return f"[`{shown}`]({url})" if url else f"`{shown}`"

@@ -1,0 +1,59 @@
+"""The per-run reads the report needs beyond the one search: metric histories for the curves
+and figure artifacts for the image panels. Both are one request per run (per metric), so
+the report asks only for what it plots, and in parallel (a tracking server answers them
+concurrently; on SQLite they cost about a millisecond each)."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pandas as pd
+
+WORKERS = 8
+CURVE_KEYS = ("train/loss", "val/loss", "train/kl", "val/kl", "val/recon_mse")
+FIGURES = ("reconstructions", "prior_samples", "latent")
+
+
+def representatives(finished: pd.DataFrame, per_cell: int) -> pd.DataFrame:
+    """The `per_cell` lowest seeds of each cell (seed 0 first), in `finished`'s row order."""
+    ranked = finished.assign(_seed=pd.to_numeric(finished["seed"], errors="coerce"))
+    ranked = ranked.sort_values(["_seed", "seed"], kind="stable")
+    picked = ranked.groupby("cell", sort=False).head(per_cell).index
+    return finished[finished.index.isin(picked)]
+
+
+def histories(client, run_ids: list[str], keys=CURVE_KEYS) -> pd.DataFrame:
+    """Per-step values of `keys` for each run: columns run_id, key, epoch, value. A metric a
+    run never logged is simply absent."""
+
+    def one(job):
+        run_id, key = job
+        return [(run_id, key, m.step, m.value) for m in client.get_metric_history(run_id, key)]
+
+    jobs = [(r, k) for r in run_ids for k in keys]
+    with ThreadPoolExecutor(WORKERS) as pool:
+        rows = [row for chunk in pool.map(one, jobs) for row in chunk]
+    return pd.DataFrame(rows, columns=["run_id", "key", "epoch", "value"])
+
+
+def download_figures(client, run_ids: list[str], folder: Path) -> dict[str, dict[str, Path]]:
+    """`run_id -> {figure name: local PNG}` for the figures each run has; a run without them
+    (an older version, `--no-artifacts`, a run that failed early) maps to what it has."""
+    from mlflow.exceptions import MlflowException
+
+    # The download's progress bars would bury the command's own output.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+    def one(run_id: str) -> tuple[str, dict[str, Path]]:
+        target = folder / run_id
+        target.mkdir(parents=True, exist_ok=True)
+        try:
+            local = Path(client.download_artifacts(run_id, "figures", str(target)))
+        except (MlflowException, OSError):
+            return run_id, {}
+        return run_id, {name: local / f"{name}.png" for name in FIGURES if (local / f"{name}.png").is_file()}
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+        return dict(pool.map(one, run_ids))

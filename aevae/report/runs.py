@@ -1,0 +1,285 @@
+"""Reading a grid from MLflow: which experiment, which cells the grid expects, and the one
+run that stands for each (cell, seed) slot.
+
+Only MLflow's public API is used (experiment tags, `search_runs`), so the report works on a
+tracking server and on runs logged by older aevae versions; nothing here imports the
+training code (or torch).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from aevae.errors import AevaeError
+
+GRID_PREFIX = "bench/"
+KEY_AXES = ("model", "arch", "dataset")
+# Ordering of the states when one (cell, seed) has several runs: a finished run stands for
+# the slot even if a later attempt failed or is still going.
+STATUS_RANK = {"FINISHED": 0, "RUNNING": 1, "SCHEDULED": 2, "FAILED": 3, "KILLED": 4}
+SEARCH_PAGE = 10000  # runs per request; MLflow's stores accept up to 50,000
+NOT_RUN = "NOT RUN"
+PROVENANCE_TAGS = ("git_commit", "git_dirty", "device", "precision", "torch_version")
+RUN_COLUMNS = ["run_id", "status", "start_time", *KEY_AXES, "cell", "seed", "config_hash",
+               "tuned_from", "reason", *PROVENANCE_TAGS]
+NOT_RUN_REASON = ("expected by the grid but no run was logged (the grid run stopped before this "
+                  "cell, or has not reached it yet)")
+
+
+class ReportError(AevaeError):
+    """A report that cannot be made: no such store or experiment, or nothing in it."""
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    id: str
+    tracking_uri: str
+    tags: dict[str, str]
+
+    @property
+    def grid(self) -> str:
+        """The grid's name (`lab` for `bench/lab`), else the experiment's name."""
+        return self.name.removeprefix(GRID_PREFIX)
+
+
+@dataclass
+class Grid:
+    """One row per (cell, seed) slot in `slots`: the run that stands for it, or NOT RUN.
+
+    Columns: cell, seed, model, arch, dataset, one per extra axis (e.g. beta), status,
+    reason, run_id, config_hash, tuned_from, start_time, the metrics without their
+    `metrics.` prefix (`test/recon_mse`, `train_seconds`, ...) and `params.*`.
+    """
+
+    experiment: Experiment
+    slots: pd.DataFrame
+    extra_axes: list[str]
+    axes: dict[str, list]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def finished(self) -> pd.DataFrame:
+        return self.slots[self.slots["status"] == "FINISHED"]
+
+
+def parse_cell(key: str) -> dict[str, str]:
+    """`vae/mlp/mnist/beta=0.5` -> {model: vae, arch: mlp, dataset: mnist, beta: '0.5'}."""
+    parts = key.split("/")
+    fields = dict(zip(KEY_AXES, parts[:3]))
+    for part in parts[3:]:
+        name, _, value = part.partition("=")
+        fields[name] = value
+    return fields
+
+
+def seed_text(value) -> str:
+    """Seeds compare as text ('0'), whether they come from a JSON int or a tag."""
+    try:
+        return str(int(float(value)))
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def find_experiment(client, target: str, tracking_uri: str) -> Experiment:
+    """The experiment `bench/<target>` (a grid's name) or `<target>` (any experiment)."""
+    names = [target] if target.startswith(GRID_PREFIX) else [GRID_PREFIX + target, target]
+    for name in names:
+        found = client.get_experiment_by_name(name)
+        if found is not None and found.lifecycle_stage == "active":
+            return Experiment(found.name, found.experiment_id, tracking_uri, dict(found.tags))
+    existing = sorted(e.name for e in client.search_experiments())
+    raise ReportError(
+        f"no experiment '{target}' (nor grid '{GRID_PREFIX}{target.removeprefix(GRID_PREFIX)}') in "
+        f"{tracking_uri}; experiments there: {', '.join(existing) or 'none'} "
+        f"(run `aevae bench {target.removeprefix(GRID_PREFIX)}` first, or pass --tracking-uri)."
+    )
+
+
+def check_store(tracking_uri: str) -> None:
+    """Reading must not create an empty SQLite store where the user mistyped a path."""
+    if tracking_uri.startswith("sqlite:///"):
+        path = Path(tracking_uri.removeprefix("sqlite:///"))
+        if not path.is_file():
+            raise ReportError(f"there is no MLflow store at {path}: run `make bench` first, "
+                              f"or pass --tracking-uri (or set MLFLOW_TRACKING_URI).")
+
+
+def expected_slots(experiment: Experiment, notes: list[str]) -> pd.DataFrame | None:
+    """The grid's `grid_cells` experiment tag as (cell, seed, config_hash) rows, or None."""
+    text = experiment.tags.get("grid_cells")
+    if not text:
+        return None
+    try:
+        rows = [{"cell": str(c["cell"]), "seed": seed_text(c["seed"]),
+                 "expected_hash": str(c.get("config_hash") or "")} for c in json.loads(text)]
+    except (ValueError, TypeError, KeyError):
+        notes.append("The experiment's `grid_cells` tag is not a JSON list of cells; the cells "
+                     "below are the ones that have runs.")
+        return None
+    return pd.DataFrame(rows, columns=["cell", "seed", "expected_hash"]).drop_duplicates(["cell", "seed"])
+
+
+def grid_axes(experiment: Experiment) -> dict[str, list]:
+    try:
+        axes = json.loads(experiment.tags.get("grid_axes") or "{}")
+    except ValueError:
+        return {}
+    return axes if isinstance(axes, dict) else {}
+
+
+def text_column(frame: pd.DataFrame, *names: str) -> pd.Series:
+    """The first of `names` present, as text (NaN where missing); later names fill gaps."""
+    result = pd.Series(pd.NA, index=frame.index, dtype="object")
+    for name in names:
+        if name in frame:
+            result = result.fillna(frame[name])
+    return result
+
+
+def search(client, experiment: Experiment) -> pd.DataFrame:
+    """Every active run of the experiment with its latest metric values, params and tags, in
+    the columns `mlflow.search_runs` uses (`metrics.x`, `params.x`, `tags.x`). The client's
+    own paged search is used because `mlflow.search_runs` reads the process-wide tracking
+    URI, which the report would otherwise have to change under its caller."""
+    rows, token = [], None
+    while True:
+        page = client.search_runs([experiment.id], max_results=SEARCH_PAGE, page_token=token)
+        for run in page:
+            row = {"run_id": run.info.run_id, "status": run.info.status, "start_time": run.info.start_time}
+            row.update({f"metrics.{k}": v for k, v in run.data.metrics.items()})
+            row.update({f"params.{k}": v for k, v in run.data.params.items()})
+            row.update({f"tags.{k}": v for k, v in run.data.tags.items()})
+            rows.append(row)
+        token = page.token
+        if not token:
+            break
+    frame = pd.DataFrame(rows, columns=["run_id", "status", "start_time"] if not rows else None)
+    frame["start_time"] = pd.to_datetime(frame["start_time"], unit="ms", utc=True)
+    return frame
+
+
+def training_runs(raw: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    """The runs that trained a cell, with their cell key, seed and reason columns."""
+    runs = pd.DataFrame(index=raw.index)
+    runs["run_id"] = raw["run_id"]
+    runs["status"] = raw["status"]
+    runs["start_time"] = raw["start_time"]
+    for axis in KEY_AXES:
+        runs[axis] = text_column(raw, f"tags.{axis}", f"params.{axis}")
+    runs["cell"] = text_column(raw, "tags.cell")
+    runs["seed"] = text_column(raw, "tags.seed", "params.seed").map(seed_text, na_action="ignore")
+    runs["config_hash"] = text_column(raw, "tags.config_hash").fillna("")
+    runs["tuned_from"] = text_column(raw, "tags.tuned_from").fillna("")
+    runs["reason"] = text_column(raw, "tags.failure_reason").fillna("")
+    for tag in PROVENANCE_TAGS:
+        runs[tag] = text_column(raw, f"tags.{tag}")
+    keep = runs["cell"].notna() | runs[list(KEY_AXES)].notna().all(axis=1)
+    if (~keep).any():
+        notes.append(f"{(~keep).sum()} run(s) without model/arch/dataset tags (for example a grid's "
+                     f"parent run) are not cells and were left out.")
+    params = raw[[c for c in raw if c.startswith("params.")]]
+    metrics = raw[[c for c in raw if c.startswith("metrics.")]].rename(columns=lambda c: c[len("metrics."):])
+    runs = pd.concat([runs, params, metrics], axis=1)[keep]
+    missing = runs["cell"].isna()
+    runs.loc[missing, "cell"] = derived_cells(runs[missing])
+    runs["seed"] = runs["seed"].fillna("?")
+    return runs
+
+
+def derived_cells(runs: pd.DataFrame) -> pd.Series:
+    """Cell keys for runs logged without a `cell` tag (plain `aevae train` runs): the config
+    fields that vary between them, other than the seed, join the key, so runs of different
+    configs are never averaged together."""
+    params = [c for c in runs if c.startswith("params.")
+              and c.removeprefix("params.") not in (*KEY_AXES, "seed")]
+    varying = sorted(c for c in params if runs[c].dropna().nunique() > 1)
+
+    def key(row) -> str:
+        extras = [f"{c.removeprefix('params.')}={row[c]}" for c in varying if pd.notna(row[c])]
+        return "/".join([row["model"], row["arch"], row["dataset"], *extras])
+
+    return runs.apply(key, axis=1) if len(runs) else pd.Series(dtype="object")
+
+
+def choose_runs(runs: pd.DataFrame, expected: pd.DataFrame | None, notes: list[str]) -> pd.DataFrame:
+    """One run per (cell, seed): the latest finished one, else the latest attempt. With a grid
+    definition, runs of other cells or of an older config of a cell (another config hash)
+    are left out, and expected slots without a run become NOT RUN rows."""
+    if expected is not None:
+        runs = runs.merge(expected, on=["cell", "seed"], how="left", indicator=True)
+        outside = runs["_merge"] == "left_only"
+        stale = ~outside & (runs["config_hash"] != "") & (runs["config_hash"] != runs["expected_hash"])
+        if outside.any():
+            notes.append(f"{outside.sum()} run(s) of cells or seeds outside the grid's current "
+                         f"definition were left out.")
+        if stale.any():
+            notes.append(f"{stale.sum()} run(s) of an earlier config of their cell (config hash "
+                         f"differs from the grid's) were left out.")
+        runs = runs[~outside & ~stale].drop(columns=["_merge", "expected_hash"])
+    rank = runs["status"].map(STATUS_RANK).fillna(len(STATUS_RANK))
+    ordered = runs.assign(_rank=rank).sort_values(["_rank", "start_time"], ascending=[True, False])
+    chosen = ordered.drop_duplicates(["cell", "seed"], keep="first").drop(columns="_rank")
+    if len(chosen) < len(runs):
+        notes.append(f"{len(runs) - len(chosen)} repeated run(s) of a (cell, seed) were superseded "
+                     f"by a finished or later run of the same slot.")
+    if expected is not None:
+        absent = expected.merge(chosen[["cell", "seed"]], on=["cell", "seed"], how="left", indicator=True)
+        absent = absent[absent["_merge"] == "left_only"]
+        filler = pd.DataFrame({"cell": absent["cell"], "seed": absent["seed"], "status": NOT_RUN,
+                               "reason": NOT_RUN_REASON, "run_id": "",
+                               "config_hash": absent["expected_hash"], "tuned_from": ""})
+        chosen = pd.concat([chosen, filler], ignore_index=True) if len(filler) else chosen
+    return chosen.reset_index(drop=True)
+
+
+def describe_states(slots: pd.DataFrame) -> pd.Series:
+    """A reason for every slot that did not finish, from its tags or its state."""
+    reasons = slots["reason"].fillna("").astype(str)
+    started = pd.to_datetime(slots["start_time"], utc=True, errors="coerce")
+    defaults = {
+        "FAILED": "failed without a failure_reason tag (the process died, or an older version logged it)",
+        "KILLED": "killed (interrupted) without a failure_reason tag",
+        "SCHEDULED": "scheduled but not started",
+    }
+    for i in slots.index:
+        state = slots.at[i, "status"]
+        if state == "RUNNING":
+            when = started[i].strftime("%Y-%m-%d %H:%M UTC") if pd.notna(started[i]) else "an unknown time"
+            reasons[i] = (f"still running (started {when}); a run whose process died stays "
+                          f"RUNNING, so check the host if that is long ago")
+        elif not reasons[i] and state in defaults:
+            reasons[i] = defaults[state]
+    return reasons.where(slots["status"] != "FINISHED", "")
+
+
+def extra_axes_of(slots: pd.DataFrame) -> list[str]:
+    """Axes other than model/arch/dataset/seed that the cell keys carry (e.g. beta)."""
+    return sorted({k for cell in slots["cell"] for k in parse_cell(cell)} - set(KEY_AXES))
+
+
+def load_grid(client, target: str, tracking_uri: str) -> Grid:
+    """Everything the report shows, read from MLflow in one search."""
+    experiment = find_experiment(client, target, tracking_uri)
+    notes: list[str] = []
+    expected = expected_slots(experiment, notes)
+    raw = search(client, experiment)
+    if raw.empty and (expected is None or expected.empty):
+        raise ReportError(f"experiment '{experiment.name}' has no runs yet: run "
+                          f"`aevae bench {experiment.grid}` (or `aevae train --experiment "
+                          f"{experiment.name}`) first.")
+    runs = training_runs(raw, notes) if not raw.empty else pd.DataFrame(columns=RUN_COLUMNS)
+    slots = choose_runs(runs, expected, notes)
+    if slots.empty:
+        raise ReportError(f"experiment '{experiment.name}' has no runs of any cell: run "
+                          f"`aevae bench {experiment.grid}` first.")
+    parsed = pd.DataFrame([parse_cell(c) for c in slots["cell"]], index=slots.index)
+    for column in parsed:
+        slots[column] = parsed[column]
+    slots["reason"] = describe_states(slots)
+    axes = grid_axes(experiment)
+    return Grid(experiment, slots, extra_axes_of(slots), axes, notes)

@@ -1,0 +1,139 @@
+"""The report's tables as DataFrames of display text: the headline (one row per cell), the
+runs that did not finish, finished runs with missing metrics, and the list of every run."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from aevae.report.display import (
+    COSTS, METRICS, MISSING, REQUIRED, arch_title, dataset_title, in_cell_order, markdown_text,
+    mean_std, model_title, ordered_cells, run_link,
+)
+from aevae.report.runs import Grid
+
+REASON_CHARS = 300
+LINKS_PER_ROW = 5
+
+
+def present(columns, finished: pd.DataFrame) -> list:
+    """The columns some finished run logged (analysis metrics appear once issue 6 logs them)."""
+    return [c for c in columns if c.key in finished and pd.to_numeric(finished[c.key], errors="coerce").notna().any()]
+
+
+def cell_names(row, extra_axes: list[str]) -> dict[str, str]:
+    names = {"model": model_title(row["model"]), "arch": arch_title(row["arch"]),
+             "dataset": dataset_title(row["dataset"])}
+    names.update({axis: str(row.get(axis, "")) if pd.notna(row.get(axis)) else "" for axis in extra_axes})
+    return names
+
+
+def slot_summary(slots: pd.DataFrame) -> str:
+    """What kept some seeds of a cell out: counts per state, or the reason when all agree."""
+    missing = slots[slots["status"] != "FINISHED"]
+    if missing.empty:
+        return ""
+    reasons = missing["reason"].unique()
+    if len(missing) == len(slots) and len(reasons) == 1:
+        return f"{missing['status'].iloc[0]}: {str(reasons[0])[:120]}"
+    counts = missing["status"].value_counts()
+    return ", ".join(f"{n} {state}" for state, n in counts.items()) + " (see below)"
+
+
+def run_links(ui_url: str | None, experiment_id: str, run_ids: list[str]) -> str:
+    """The first few runs of a cell (lowest seeds); the rest are in the list of every run."""
+    shown = " ".join(run_link(ui_url, experiment_id, r) for r in run_ids[:LINKS_PER_ROW])
+    more = len(run_ids) - LINKS_PER_ROW
+    return (shown + (f" +{more} more" if more > 0 else "")) or MISSING
+
+
+def headline(grid: Grid, ui_url: str | None) -> pd.DataFrame:
+    """One row per cell: mean ± std over the seeds that finished, the seed count, links."""
+    finished = grid.finished
+    columns = present((*METRICS, *COSTS), finished)
+    rows = []
+    for cell in ordered_cells(grid.slots, grid.extra_axes):
+        slots = grid.slots[grid.slots["cell"] == cell]
+        done = slots[slots["status"] == "FINISHED"]
+        row = cell_names(slots.iloc[0], grid.extra_axes)
+        row["seeds"] = f"{len(done)}/{len(slots)}"
+        for column in columns:
+            values = pd.to_numeric(done[column.key], errors="coerce") * column.scale
+            row[column.header] = mean_std(values, len(done))
+        row["runs"] = run_links(ui_url, grid.experiment.id, list(in_cell_order(done, slots, [])["run_id"]))
+        tuned = sorted(set(done["tuned_from"]) - {""})
+        notes = [slot_summary(slots)] + ([f"tuned ({', '.join(tuned)})"] if tuned else [])
+        row["notes"] = markdown_text("; ".join(n for n in notes if n))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def problems(grid: Grid, ui_url: str | None) -> pd.DataFrame:
+    """Every (cell, seed) without a finished run, with its state and the reason."""
+    missing = in_cell_order(grid.slots[grid.slots["status"] != "FINISHED"], grid.slots, grid.extra_axes)
+    return pd.DataFrame({
+        "cell": missing["cell"],
+        "seed": missing["seed"],
+        "state": missing["status"],
+        "reason": [markdown_text(r[:REASON_CHARS]) for r in missing["reason"]],
+        "run": [run_link(ui_url, grid.experiment.id, r) for r in missing["run_id"].fillna("")],
+    })
+
+
+def gaps(grid: Grid, ui_url: str | None) -> pd.DataFrame:
+    """Finished runs that lack a metric this version logs (older or interrupted logging)."""
+    rows = []
+    for _, run in in_cell_order(grid.finished, grid.slots, grid.extra_axes).iterrows():
+        required = [*REQUIRED, *(["test/elbo"] if run["model"] == "vae" else [])]
+        lacking = [k for k in required if k not in run or pd.isna(pd.to_numeric(run[k], errors="coerce"))]
+        if lacking:
+            rows.append({"cell": run["cell"], "seed": run["seed"], "missing": ", ".join(lacking),
+                         "run": run_link(ui_url, grid.experiment.id, run["run_id"])})
+    return pd.DataFrame(rows, columns=["cell", "seed", "missing", "run"])
+
+
+def all_runs(grid: Grid, ui_url: str | None) -> pd.DataFrame:
+    """Every slot with its full run id, so any number can be traced to its run."""
+    slots = in_cell_order(grid.slots, grid.slots, grid.extra_axes)
+    return pd.DataFrame({
+        "cell": slots["cell"],
+        "seed": slots["seed"],
+        "state": slots["status"],
+        "run": [run_link(ui_url, grid.experiment.id, r, short=False) for r in slots["run_id"].fillna("")],
+        "config hash": slots["config_hash"].fillna(""),
+        "tuned from": slots["tuned_from"].fillna(""),
+    })
+
+
+def shared_settings(grid: Grid) -> dict[str, str]:
+    """Config fields with one value over every finished run (the rest vary by cell)."""
+    finished = grid.finished
+    skip = {"model", "arch", "dataset", "seed", *grid.extra_axes}
+    shared = {}
+    for column in sorted(c for c in finished if c.startswith("params.")):
+        name = column.removeprefix("params.")
+        values = finished[column].dropna().unique()
+        if name not in skip and len(values) == 1 and finished[column].notna().all():
+            shared[name] = str(values[0])
+    return shared
+
+
+def provenance(grid: Grid) -> list[str]:
+    """Which code, libraries and hardware produced the finished runs."""
+    finished = grid.finished
+    lines = []
+    for tag, label in (("git_commit", "git commit"), ("torch_version", "torch"),
+                       ("device", "device"), ("precision", "precision")):
+        if tag not in finished:
+            continue
+        counts = finished[tag].fillna("unknown").value_counts()
+        shown = [f"`{v[:12] if tag == 'git_commit' else v}` ({n} runs)" if len(counts) > 1
+                 else f"`{v[:12] if tag == 'git_commit' else v}`" for v, n in counts.items()]
+        lines.append(f"{label}: {', '.join(shown)}")
+    if "git_dirty" in finished and (finished["git_dirty"] == "true").any():
+        lines.append(f"{(finished['git_dirty'] == 'true').sum()} run(s) came from a checkout "
+                     f"with uncommitted changes")
+    return lines
+
+
+def to_markdown(frame: pd.DataFrame) -> str:
+    return frame.to_markdown(index=False, disable_numparse=True) if len(frame) else "(none)"

@@ -1,0 +1,82 @@
+"""Small MLflow stores in the shape `aevae bench` writes, with known numbers, for the report's
+tests: real MLflow (SQLite in a temporary folder), runs made with the client's batch calls."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+from mlflow import MlflowClient  # noqa: E402
+from mlflow.entities import Metric, Param, RunTag  # noqa: E402
+
+FIGURE_NAMES = ("reconstructions", "prior_samples", "latent", "curves")
+
+
+class Store:
+    """One experiment of a tracking store, and helpers to fill it."""
+
+    def __init__(self, uri: str, experiment: str = "bench/lab"):
+        self.uri = uri
+        self.client = MlflowClient(uri)
+        root = Path(uri.removeprefix("sqlite:///")).parent
+        self.figures = root / "figure-source" / "figures"
+        self.experiment_id = self.client.create_experiment(
+            experiment, artifact_location=(root / "artifacts").resolve().as_uri())
+
+    def expect(self, cells: list[tuple[str, int, str]], axes: dict | None = None) -> None:
+        """Set the grid's `grid_cells` (cell, seed, config_hash) and `grid_axes` tags."""
+        rows = [{"cell": c, "seed": s, "config_hash": h} for c, s, h in cells]
+        self.client.set_experiment_tag(self.experiment_id, "grid_cells", json.dumps(rows))
+        if axes is not None:
+            self.client.set_experiment_tag(self.experiment_id, "grid_axes", json.dumps(axes))
+
+    def run(self, cell: str | None, seed: int, status: str = "FINISHED", test: dict | None = None,
+            history: dict[str, list[float]] | None = None, params: dict | None = None,
+            tags: dict | None = None, logged: dict | None = None, figures: bool = False,
+            config_hash: str = "h",
+            start: int = 1_700_000_000_000) -> str:
+        """A run of `cell` (None: no cell tag, as `aevae train` logs) with the given `test/*`
+        values, other `logged` metrics as named, per-epoch `history`, params and tags."""
+        model, arch, dataset = cell.split("/")[:3] if cell else (params["model"], params["arch"], params["dataset"])
+        all_tags = {"model": model, "arch": arch, "dataset": dataset, "seed": str(seed),
+                    "config_hash": config_hash, "git_commit": "abc123def4567", "git_dirty": "false",
+                    "device": "cpu (x86_64)", "precision": "fp32", "torch_version": "2.13.0"}
+        if cell:
+            all_tags.update({"cell": cell, "grid": "lab"})
+        all_tags.update(tags or {})
+        run_id = self.client.create_run(self.experiment_id, start_time=start, tags=all_tags).info.run_id
+        metrics = [Metric(f"test/{k}", float(v), start, 0) for k, v in (test or {}).items()]
+        metrics += [Metric(k, float(v), start, 0) for k, v in (logged or {}).items()]
+        for key, values in (history or {}).items():
+            metrics += [Metric(key, float(v), start + e, e) for e, v in enumerate(values, start=1)]
+        params = {"model": model, "arch": arch, "dataset": dataset, "seed": seed, **(params or {})}
+        self.client.log_batch(run_id, metrics=metrics, params=[Param(k, str(v)) for k, v in params.items()])
+        if figures:
+            self.client.log_artifacts(run_id, str(self.figure_folder()), "figures")
+        if status != "RUNNING":
+            self.client.set_terminated(run_id, status)
+        return run_id
+
+    def figure_folder(self) -> Path:
+        if not self.figures.is_dir():
+            self.figures.mkdir(parents=True)
+            for name in FIGURE_NAMES:
+                fig, ax = plt.subplots(figsize=(1, 1))
+                ax.plot([0, 1], [0, 1])
+                fig.savefig(self.figures / f"{name}.png", dpi=40)
+                plt.close(fig)
+        return self.figures
+
+
+def finished_metrics(mse: float, kl: float = 0.0, variational: bool = False) -> dict[str, float]:
+    """Every test metric a finished run of this version logs, from its MSE and KL."""
+    metrics = {"loss": 50 + kl, "recon_mse": mse, "recon_bce": 50.0, "kl": kl, "pixel_acc": 0.9,
+               "recon_acc_1mse": 100 * (1 - mse), "active_units": 4.0}
+    if variational:
+        metrics["elbo"] = -(50 + kl)
+    return metrics

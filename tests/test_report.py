@@ -1,0 +1,226 @@
+"""`aevae report` over small real MLflow stores with known numbers."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from report_store import Store, finished_metrics
+
+from aevae.cli import main
+from aevae.report import build_report
+from aevae.report.display import mean_std
+from aevae.report import runs
+from aevae.report.runs import load_grid
+
+CURVES = {"train/loss": [90, 70, 60], "val/loss": [95, 75, 66], "train/kl": [5, 9, 11],
+          "val/kl": [6, 9, 10], "val/recon_mse": [0.05, 0.03, 0.02]}
+FAILURE = "DataError: CIFAR-10 needs cifar-10-python.tar.gz in data/ and the machine is offline."
+
+
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory) -> Path:
+    """An MLflow SQLite database whose tables exist: making them (MLflow's migrations) takes
+    seconds, so each test copies this file instead."""
+    path = tmp_path_factory.mktemp("template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def store_uri(tracking_uri, empty_store) -> str:
+    """`tracking_uri` with an empty MLflow store already at its path."""
+    path = Path(tracking_uri.removeprefix("sqlite:///"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(empty_store, path)
+    return tracking_uri
+
+
+def table(markdown: str, heading: str) -> list[dict[str, str]]:
+    """The first Markdown table after `heading`, as one dict per row."""
+    lines = markdown.split(heading, 1)[1].splitlines()
+    rows = [line for line in lines[next(i for i, l in enumerate(lines) if l.startswith("|")):]]
+    rows = rows[:next((i for i, l in enumerate(rows) if not l.startswith("|")), len(rows))]
+    split = [[cell.strip() for cell in row.strip("|").split(" | ")] for row in rows]
+    return [dict(zip(split[0], row)) for row in split[2:]]
+
+
+def row_of(rows: list[dict], **match) -> dict:
+    (found,) = [r for r in rows if all(r[k] == v for k, v in match.items())]
+    return found
+
+
+@pytest.fixture
+def lab(store_uri) -> Store:
+    """MNIST AE and VAE with three seeds each (known MSE and KL), a CIFAR-10 AE that failed
+    for want of data, a CIFAR-10 VAE never run, and a Fashion-MNIST AE still running."""
+    store = Store(store_uri)
+    store.expect([(f"{m}/mlp/mnist", s, "h") for m in ("ae", "vae") for s in range(3)]
+                 + [("ae/mlp/cifar10", 0, "h"), ("vae/mlp/cifar10", 0, "h"), ("ae/mlp/fashion_mnist", 0, "h")],
+                 {"model": ["ae", "vae"], "arch": ["mlp"], "dataset": ["mnist", "cifar10", "fashion_mnist"]})
+    for seed, (mse_ae, mse_vae, kl) in enumerate([(0.009, 0.060, 20), (0.010, 0.061, 22), (0.011, 0.062, 24)]):
+        common = {"history": CURVES, "params": {"epochs": 3, "latent_dim": 4, "lr": 0.001},
+                  "logged": {"train_seconds": 10 + seed, "images_per_sec": 1000}}
+        analysis_ae, analysis_vae = {"frechet": 50.0, "probe_acc": 0.9}, {"frechet": 30.0, "probe_acc": 0.8}
+        store.run("ae/mlp/mnist", seed, test={**finished_metrics(mse_ae), **analysis_ae}, figures=seed == 0, **common)
+        store.run("vae/mlp/mnist", seed, test={**finished_metrics(mse_vae, kl, True), **analysis_vae}, **common)
+    store.run("ae/mlp/cifar10", 0, status="FAILED", tags={"failure_reason": FAILURE})
+    store.run("ae/mlp/fashion_mnist", 0, status="RUNNING")
+    return store
+
+
+def test_report_tables_numbers_failures_links_and_figures(lab, tmp_path, capsys):
+    out = tmp_path / "results"
+    assert main(["report", "lab", "--out", str(out), "--ui-url", "http://ui:5000"]) == 0
+    assert f"wrote {out / 'RESULTS.md'} (5 cells, 6 of 9 runs finished" in capsys.readouterr().out
+    text = (out / "RESULTS.md").read_text()
+
+    headline = table(text, "## Headline")
+    ae = row_of(headline, model="AE", dataset="MNIST")
+    vae = row_of(headline, model="VAE", dataset="MNIST")
+    assert (ae["seeds"], ae["recon MSE"], ae["wall (s)"]) == ("3/3", "0.0100 ± 0.0010", "11.0 ± 1.0")
+    assert (vae["recon MSE"], vae["KL (nats)"], vae["ELBO (nats)"]) == ("0.0610 ± 0.0010", "22.0 ± 2.0", "-72.0 ± 2.0")
+    assert ae["pixel acc (%)"] == "90" and ae["ELBO (nats)"] == "—"
+    cifar = row_of(headline, model="AE", dataset="CIFAR-10")
+    assert cifar["seeds"] == "0/1" and cifar["recon MSE"] == "—" and cifar["notes"].startswith("FAILED: DataError")
+    assert row_of(headline, model="VAE", dataset="CIFAR-10")["notes"].startswith("NOT RUN: expected by the grid")
+
+    client, experiment = lab.client, lab.experiment_id
+    seed0 = [r for r in client.search_runs([experiment], "tags.cell = 'ae/mlp/mnist' and tags.seed = '0'")][0]
+    assert f"(http://ui:5000/#/experiments/{experiment}/runs/{seed0.info.run_id})" in ae["runs"]
+
+    compared = table(text, "## What the KL term does")
+    assert [r["dataset"] for r in compared] == ["MNIST", "CIFAR-10"]  # Fashion-MNIST has no VAE cell
+    assert row_of(compared, dataset="CIFAR-10")["reading"] == "No finished AE or VAE run on CIFAR-10/MLP to compare yet."
+    (reading,) = [r["reading"] for r in compared if r["dataset"] == "MNIST"]
+    assert reading.startswith("VAE reconstructs 6.1x worse in MSE on MNIST/MLP, pays 22 nats of KL per image")
+    assert reading.endswith("keeps 4 of 4 latent units active (AE: 4), gains on Fréchet distance of its "
+                            "samples (30 vs 50), and loses on linear-probe accuracy (0.8000 vs 0.9000).")
+    assert row_of(compared, dataset="MNIST")["Fréchet AE → VAE"] == "50 → 30"
+    assert (vae["Fréchet"], vae["probe acc"]) == ("30", "0.8000") and "NLL (nats)" not in vae
+
+    problems = table(text, "## Not in the tables")
+    assert {(p["cell"], p["state"]) for p in problems} == {
+        ("ae/mlp/cifar10", "FAILED"), ("vae/mlp/cifar10", "NOT RUN"), ("ae/mlp/fashion_mnist", "RUNNING")}
+    assert row_of(problems, cell="ae/mlp/cifar10")["reason"] == FAILURE
+    assert row_of(problems, cell="ae/mlp/fashion_mnist")["reason"].startswith("still running (started 2023-11-14")
+
+    for name in ("metrics-mnist.png", "curves-mnist.png", "panels-mnist-mlp.png"):
+        assert (out / name).stat().st_size > 1000 and f"]({name})" in text
+    vae_seed0 = client.search_runs([experiment], "tags.cell = 'vae/mlp/mnist' and tags.seed = '0'")[0].info.run_id
+    assert f"Run `{vae_seed0}` (vae/mlp/mnist) has no figures/reconstructions.png" in text
+
+
+def test_beta_grid_draws_rate_distortion_and_latent_maps_per_beta(store_uri, tmp_path):
+    store = Store(store_uri, "bench/beta")
+    cells = ["ae/mlp/mnist", "vae/mlp/mnist/beta=0.5", "vae/mlp/mnist/beta=2.0"]
+    store.expect([(c, s, "h") for c in cells for s in (0, 1)], {"model": ["ae", "vae"], "beta": [0.5, 2.0]})
+    for seed in (0, 1):
+        store.run(cells[0], seed, test=finished_metrics(0.01), figures=seed == 0)
+        store.run(cells[1], seed, test=finished_metrics(0.02, 30 + seed, True), figures=seed == 0,
+                  params={"beta": 0.5})
+        store.run(cells[2], seed, test=finished_metrics(0.04, 10 + seed, True), figures=seed == 0,
+                  params={"beta": 2.0})
+    report = build_report("beta", tmp_path / "out")
+    text = report.path.read_text()
+    assert (tmp_path / "out" / "rate-distortion.png").is_file() and (tmp_path / "out" / "beta-mnist-mlp.png").is_file()
+    compared = table(text, "## What the KL term does")
+    assert [(r["beta"], r["MSE ratio VAE/AE"], r["KL paid (nats)"]) for r in compared] == [
+        ("0.5", "2.00x", "30.50"), ("2.0", "4.00x", "10.50")]
+    assert [r["beta"] for r in table(text, "## Headline")] == ["", "0.5", "2.0"]
+
+
+@pytest.mark.parametrize("values,runs,shown", [
+    ([0.009, 0.010, 0.011], 3, "0.0100 ± 0.0010"),
+    ([1234.4, 1246.6], 2, "1240.5 ± 8.6"),
+    ([5.0], 1, "5"),
+    ([1.23456], 1, "1.235"),
+    ([20.0, 20.0], 2, "20"),
+    ([0.8, 0.8, 0.8], 3, "0.8000"),
+    ([0.5, 0.7], 3, "0.60 ± 0.14 (n=2)"),
+    ([], 2, "—"),
+])
+def test_mean_std_prints_the_mean_to_the_stds_precision(values, runs, shown):
+    assert mean_std(pd.Series(values, dtype=float), runs) == shown
+
+
+def test_repeated_stale_and_foreign_runs_leave_one_run_per_slot(store_uri):
+    store = Store(store_uri)
+    store.expect([("ae/mlp/mnist", 0, "new")])
+    store.run("ae/mlp/mnist", 0, status="FAILED", config_hash="new", start=1_700_000_000_000)
+    kept = store.run("ae/mlp/mnist", 0, test=finished_metrics(0.01), config_hash="new", start=1_700_000_100_000)
+    store.run("ae/mlp/mnist", 0, status="FAILED", config_hash="new", start=1_700_000_200_000)
+    store.run("ae/mlp/mnist", 0, test=finished_metrics(0.5), config_hash="old")
+    store.run("vae/conv/mnist", 0, test=finished_metrics(0.5))
+    store.client.create_run(store.experiment_id, tags={"grid": "lab"})  # a grid's parent run
+    grid = load_grid(store.client, "lab", store_uri)
+    assert list(grid.slots["run_id"]) == [kept]
+    notes = " ".join(grid.notes)
+    for expected in ("1 run(s) without model/arch/dataset tags", "2 repeated run(s)",
+                     "1 run(s) of cells or seeds outside the grid", "1 run(s) of an earlier config"):
+        assert expected in notes
+
+
+def test_runs_without_cell_tags_are_grouped_by_the_config_fields_that_vary(store_uri, monkeypatch):
+    monkeypatch.setattr(runs, "SEARCH_PAGE", 3)  # four runs: the search reads two pages
+    store = Store(store_uri, "aevae")
+    for lr in (0.001, 0.01):
+        for seed in (0, 1):
+            store.run(None, seed, test=finished_metrics(lr), params={
+                "model": "vae", "arch": "mlp", "dataset": "mnist", "lr": lr, "epochs": 2})
+    grid = load_grid(store.client, "aevae", store_uri)
+    assert sorted(grid.slots["cell"].unique()) == ["vae/mlp/mnist/lr=0.001", "vae/mlp/mnist/lr=0.01"]
+    assert grid.extra_axes == ["lr"] and len(grid.finished) == 4
+
+
+def test_finished_runs_missing_metrics_are_listed_and_counted(store_uri, tmp_path):
+    store = Store(store_uri)
+    store.run("vae/mlp/mnist", 0, test=finished_metrics(0.02, 5, True), logged={"train_seconds": 3})
+    partial = {k: v for k, v in finished_metrics(0.04, 7, True).items() if k not in ("elbo", "kl")}
+    lacking = store.run("vae/mlp/mnist", 1, test=partial)
+    text = build_report("lab", tmp_path / "out").path.read_text()
+    assert row_of(table(text, "## Headline"), model="VAE")["KL (nats)"] == "5 (n=1)"
+    (gap,) = table(text, "### Finished runs with missing metrics")
+    assert gap["missing"] == "test/kl, train_seconds, test/elbo" and lacking[:8] in gap["run"]
+    assert "This grid has no AE and VAE cells of the same dataset and arch to compare." in text
+
+
+def test_a_grid_with_no_runs_yet_lists_every_cell_as_not_run(store_uri, tmp_path):
+    store = Store(store_uri)
+    store.expect([("ae/mlp/mnist", 0, "h"), ("vae/mlp/mnist", 0, "h")])
+    text = build_report("lab", tmp_path / "out").path.read_text()
+    assert [r["state"] for r in table(text, "## Not in the tables")] == ["NOT RUN", "NOT RUN"]
+    assert "0 finished" in text and not list((tmp_path / "out").glob("*.png"))
+
+
+@pytest.mark.usefixtures("tracking_uri")
+@pytest.mark.parametrize("setup,message", [
+    ("none", "there is no MLflow store at"),
+    ("other", "no experiment 'lab' (nor grid 'bench/lab') in sqlite:///"),
+    ("empty", "experiment 'bench/lab' has no runs yet: run `aevae bench lab`"),
+    ("scheme", "cannot read the MLflow store at nosuch://x ("),
+])
+def test_missing_store_experiment_or_runs_is_one_clear_line(setup, message, request, tmp_path, capsys):
+    if setup in ("other", "empty"):
+        Store(request.getfixturevalue("store_uri"), "bench/lab" if setup == "empty" else "bench/smoke")
+    capsys.readouterr()
+    assert main(["report", "lab", *(["--tracking-uri", "nosuch://x"] if setup == "scheme" else [])]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("aevae report: error: ") and message in err
+    if setup == "other":
+        assert "experiments there: Default, bench/smoke" in err
+    if setup == "none":
+        assert not (tmp_path / "mlruns" / "mlflow.db").exists()  # reading created no store
+
+
+def test_report_never_imports_the_training_code():
+    code = ("import sys, aevae.report, aevae.commands.report; "
+            "bad = [m for m in sys.modules if m.split('.')[0] == 'torch' "
+            "or m in ('aevae.train', 'aevae.models', 'aevae.data')]; print(bad)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
