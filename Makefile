@@ -5,9 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MLFLOW_STORE ?= sqlite:///mlruns/mlflow.db
 PORT ?= 5000
+BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow train ui clean
+.PHONY: help install test test-slow train bench smoke ui clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -29,6 +30,12 @@ test-slow: install ## real-data and long tests (needs AEVAE_DATA_DIR with MNIST)
 
 train: install ## one example run: VAE, conv, MNIST, 5 epochs
 	$(BIN)/aevae train --model vae --arch conv --dataset mnist --epochs 5
+
+bench: install ## run the benchmark grid (benchmarks/lab.toml) and print its table; options in BENCH_ARGS
+	$(BIN)/aevae bench lab $(BENCH_ARGS)
+
+smoke: install ## the smoke grid: the 12 cells on a few hundred images, seconds each
+	$(BIN)/aevae bench smoke $(BENCH_ARGS)
 
 ui: install ## MLflow UI on the embedded store (http://127.0.0.1:$(PORT))
 	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_STORE) --port $(PORT)

@@ -12,6 +12,7 @@ from aevae.errors import AevaeError
 # name -> (module, one-line help); modules are imported only when their command runs
 COMMANDS = {
     "train": ("aevae.commands.train", "train one configuration and track it in MLflow"),
+    "bench": ("aevae.commands.bench", "run a benchmark grid, resumably, every run tracked in MLflow"),
 }
 
 
