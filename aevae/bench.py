@@ -22,7 +22,7 @@ from aevae import claims
 from aevae.errors import AevaeError, ConfigError
 from aevae.grid import Cell, Grid, expand, load_grid, select
 from aevae.outcomes import Outcome, Summary
-from aevae.runner import BenchContext, run_pool, run_serial
+from aevae.runner import BenchContext, run_pool, run_serial, threads_per_worker
 from aevae.tracking import artifact_root, default_tracking_uri, ensure_experiment
 
 DEFAULT_GRID = "lab"
@@ -114,7 +114,9 @@ def run_grid(ref: str = DEFAULT_GRID, *, only: list[str] = (), force: bool = Fal
         if workers == 1 or len(todo) <= 1:
             run_serial(todo, ctx, progress)
         else:
-            run_pool(todo, ctx, min(workers, len(todo)), progress)
+            workers = min(workers, len(todo))
+            progress.bar.write(f"{workers} worker processes, {threads_per_worker(workers)} torch threads each")
+            run_pool(todo, ctx, workers, progress)
     except KeyboardInterrupt:
         progress.bar.close()
         _finish(grid, selected, skipped + progress.outcomes, started, results_dir)

@@ -75,8 +75,9 @@ def run_cell(cell: Cell, ctx: BenchContext, cache: DataCache) -> Outcome:
     """Claim one cell and train it into the claimed run; never raises for a failed cell."""
     client = MlflowClient(ctx.tracking_uri)
     commit, dirty = git_state()
-    tags = {**run_tags(cell.config), **bench_tags(cell),
-            "git_commit": commit, "git_dirty": str(dirty).lower()}
+    # torch_threads: timings of cells run by N workers read differently from serial ones
+    tags = {**run_tags(cell.config), **bench_tags(cell), "git_commit": commit,
+            "git_dirty": str(dirty).lower(), "torch_threads": str(torch.get_num_threads())}
     got = claims.claim(client, ctx.experiment_id, cell.grid, cell.config_hash, cell.run_name, tags,
                        ctx.since_ms)
     if got.status == "finished":
@@ -163,8 +164,10 @@ def _run_in_worker(cell: Cell, ctx: BenchContext) -> Outcome:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def available_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+def threads_per_worker(workers: int) -> int:
+    """Each worker's share of the cores this process may use (at least one thread)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // workers)
 
 
 def run_serial(cells: list[Cell], ctx: BenchContext, report: Report) -> None:
@@ -181,9 +184,8 @@ def run_serial(cells: list[Cell], ctx: BenchContext, report: Report) -> None:
 def run_pool(cells: list[Cell], ctx: BenchContext, workers: int, report: Report) -> None:
     """Cells in `workers` spawned processes, each with its share of the cores (torch
     otherwise starts one thread per core in every process, and N workers oversubscribe)."""
-    threads = max(1, available_cores() // workers)
     pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                               initargs=(threads,))
+                               initargs=(threads_per_worker(workers),))
     futures = {pool.submit(_run_in_worker, cell, ctx): cell for cell in cells}
     try:
         for future in as_completed(futures):
