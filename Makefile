@@ -9,9 +9,10 @@ STUDY ?= quick
 STUDY_STORAGE ?= studies/optuna.log
 DASHBOARD_PORT ?= 8080
 GRID ?= lab
+BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow train ui tune tune-pruners dashboard clean
+.PHONY: help install test test-slow train bench smoke ui tune tune-pruners dashboard clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,6 +34,13 @@ test-slow: install ## real-data and long tests (needs AEVAE_DATA_DIR with MNIST)
 
 train: install ## one example run: VAE, conv, MNIST, 5 epochs
 	$(BIN)/aevae train --model vae --arch conv --dataset mnist --epochs 5
+
+bench: install ## run the benchmark grid GRID (default lab), then write its report; options in BENCH_ARGS
+	status=0; $(BIN)/aevae bench $(GRID) $(BENCH_ARGS) || status=$$?; \
+	$(BIN)/aevae report $(GRID) && exit $$status
+
+smoke: install ## the smoke grid: the 12 cells on a few hundred images, seconds each
+	$(BIN)/aevae bench smoke $(BENCH_ARGS)
 
 .PHONY: report
 report: install ## RESULTS.md and figures of grid GRID (default lab) from MLflow, in benchmarks/results/GRID/

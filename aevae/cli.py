@@ -14,6 +14,7 @@ COMMANDS = {
     "train": ("aevae.commands.train", "train one configuration and track it in MLflow"),
     "tune": ("aevae.commands.tune", "run or resume an Optuna study of a cell, tracked in MLflow"),
     "report": ("aevae.commands.report", "write RESULTS.md and figures for a grid from its MLflow runs"),
+    "bench": ("aevae.commands.bench", "run a benchmark grid, resumably, every run tracked in MLflow"),
 }
 
 

@@ -1,0 +1,157 @@
+"""`aevae bench`: every cell of a grid through `train`, resumable and fault-isolated.
+
+One MLflow experiment per grid (`bench/<grid>`). A cell whose FINISHED run (same grid, same
+config hash) exists is skipped, so a grid that was interrupted, by Ctrl-C, kill -9 or a
+restart, is finished by running it again. Cells are claimed in MLflow before they train
+(see aevae.claims), so workers, in one command or several, never train a cell twice. A cell
+that fails (a diverging loss, no memory, a dataset that cannot be had) ends its run FAILED
+with the reason and the grid goes on; the exit status says whether any failed.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from pathlib import Path
+
+from mlflow import MlflowClient
+from tqdm.auto import tqdm
+
+from aevae import claims
+from aevae.errors import AevaeError, ConfigError
+from aevae.grid import Cell, Grid, expand, load_grid, select
+from aevae.outcomes import Outcome, Summary
+from aevae.runner import BenchContext, run_pool, run_serial, threads_per_worker
+from aevae.tracking import artifact_root, default_tracking_uri, ensure_experiment
+
+DEFAULT_GRID = "lab"
+RESULTS_DIR = "benchmarks/results"
+
+
+class TuningUnavailable(AevaeError):
+    """--tuned was asked for, but this aevae has no tuning module."""
+
+
+class Progress:
+    """The grid bar (cells done / total, ETA) with one log line per cell above it."""
+
+    def __init__(self, total: int, finished: int, grid: str):
+        self.bar = tqdm(total=total, initial=finished, desc=f"grid {grid}", unit="cell",
+                        position=0, disable=None, smoothing=0.1)
+        self.reasons: set[str] = set()
+        self.outcomes: list[Outcome] = []
+
+    def __call__(self, outcome: Outcome) -> None:
+        self.outcomes.append(outcome)
+        if outcome.status == "not run":  # queued when Ctrl-C came: the table lists them
+            return
+        self.bar.write(outcome.line(reason_seen=outcome.reason in self.reasons))
+        if outcome.detail and outcome.reason not in self.reasons:
+            self.bar.write(outcome.detail.rstrip())
+        self.reasons.add(outcome.reason)
+        self.bar.update(1)
+
+
+def tuned_lookup(storage: str | None, missing: list[str]):
+    """`aevae.tune.tuned_overrides`, asked once per (model, arch, dataset)."""
+    try:
+        from aevae.tune import tuned_overrides
+    except ModuleNotFoundError as exc:
+        if exc.name != "aevae.tune":
+            raise
+        raise TuningUnavailable("tuning is unavailable: this aevae has no aevae.tune module; "
+                                "run the grid without --tuned.") from None
+
+    @functools.cache
+    def lookup(model: str, arch: str, dataset: str):
+        found = tuned_overrides(model, arch, dataset, storage)
+        if found is None:
+            missing.append(f"{model}/{arch}/{dataset}")
+        return found
+
+    return lookup
+
+
+def describe(client, experiment_id: str, grid: Grid, cells: list[Cell]) -> None:
+    """Experiment tags that tell the report which cells to expect and what the axes are."""
+    expected = json.dumps([{"cell": c.key, "seed": c.seed, "config_hash": c.config_hash} for c in cells])
+    if len(expected) > 20000:  # MLflow's limit for an experiment tag
+        raise ConfigError(f"grid '{grid.name}' has {len(cells)} cells, too many to list in one "
+                          f"MLflow experiment tag: split it into smaller grid files.")
+    client.set_experiment_tag(experiment_id, "grid_cells", expected)
+    client.set_experiment_tag(experiment_id, "grid_axes", json.dumps(grid.axes_json()))
+    if grid.description:
+        client.set_experiment_tag(experiment_id, "mlflow.note.content", grid.description)
+
+
+def run_grid(ref: str = DEFAULT_GRID, *, only: list[str] = (), force: bool = False, workers: int = 1,
+             tuned: bool = False, storage: str | None = None, data_dir: str | None = None,
+             tracking_uri: str | None = None, log_artifacts: bool = True,
+             results_dir: str = RESULTS_DIR) -> Summary:
+    """Run the grid's cells (those matching `only`), skipping finished ones unless `force`;
+    print a line per cell and the summary; write the summary CSV; return the summary."""
+    started = time.perf_counter()
+    if workers < 1:
+        raise ConfigError("--workers must be at least 1.")
+    grid = load_grid(ref)
+    untuned: list[str] = []
+    cells = expand(grid, tuned_lookup(storage, untuned) if tuned else None)
+    selected = select(cells, list(only))
+    uri = tracking_uri or default_tracking_uri()
+    client = MlflowClient(uri)
+    ctx = open_experiment(client, grid, cells, uri, data_dir, log_artifacts, force)
+    finished = {} if force else claims.finished_runs(client, ctx.experiment_id, grid.name)
+    skipped = [Outcome.from_run(c, "skipped", finished[c.config_hash])
+               for c in selected if c.config_hash in finished]
+    todo = [c for c in selected if c.config_hash not in finished]
+    print(f"grid {grid.name}: {len(selected)} of {len(cells)} cells selected, {len(skipped)} finished "
+          f"earlier, {len(todo)} to run; MLflow experiment '{ctx.experiment}' at {uri}")
+    for name in untuned:
+        print(f"no tuned study for {name}: its cells use the grid's settings")
+    progress = Progress(len(selected), len(skipped), grid.name)
+    try:
+        if workers == 1 or len(todo) <= 1:
+            run_serial(todo, ctx, progress)
+        else:
+            workers = min(workers, len(todo))
+            progress.bar.write(f"{workers} worker processes, {threads_per_worker(workers)} torch threads each")
+            run_pool(todo, ctx, workers, progress)
+    except KeyboardInterrupt:
+        progress.bar.close()
+        _finish(grid, selected, skipped + progress.outcomes, started, results_dir)
+        raise
+    progress.bar.close()
+    claims.reap(client, ctx.experiment_id)  # a worker process that died mid-cell
+    return _finish(grid, selected, skipped + progress.outcomes, started, results_dir)
+
+
+def open_experiment(client, grid: Grid, cells: list[Cell], uri: str, data_dir: str | None,
+                    log_artifacts: bool, force: bool) -> BenchContext:
+    """The grid's experiment, described, with the runs of dead workers closed."""
+    experiment = f"bench/{grid.name}"
+    experiment_id = ensure_experiment(client, experiment, artifact_root(uri))
+    describe(client, experiment_id, grid, cells)
+    closed = claims.reap(client, experiment_id)
+    if closed:
+        print(f"closed {len(closed)} run(s) left RUNNING by dead workers: "
+              + ", ".join(r.info.run_name for r in closed))
+    # with --force, only runs finished from now on count as done
+    since_ms = int(time.time() * 1000) if force else 0
+    return BenchContext(experiment, experiment_id, uri, data_dir, log_artifacts, since_ms)
+
+
+def _finish(grid: Grid, selected: list[Cell], outcomes: list[Outcome], started: float,
+            results_dir: str) -> Summary:
+    by_cell = {o.cell: o for o in outcomes}
+    ordered = [by_cell.get(c) or Outcome(c, "not run") for c in selected]
+    summary = Summary(grid.name, ordered, time.perf_counter() - started)
+    path = Path(results_dir) / grid.name / "summary.csv"
+    summary.write_csv(path)
+    print()
+    print(summary.table())
+    for line in summary.failures():
+        print(line)
+    print(summary.footer())
+    print(f"table written to {path}")
+    return summary

@@ -1,0 +1,209 @@
+"""Running grid cells: claim each in MLflow, train it into the claimed run, and say what
+happened, one cell at a time in this process or in worker processes.
+
+A cell never raises for failing: its run ends FAILED with the reason, and the outcome
+carries the reason (and a traceback when the failure looks like a bug) to the grid.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from multiprocessing import get_context
+from typing import Callable
+
+import torch
+from mlflow import MlflowClient
+from mlflow.entities import Param
+
+from aevae import claims, data
+from aevae.config import TrainConfig, to_dict
+from aevae.errors import AevaeError
+from aevae.grid import Cell
+from aevae.outcomes import Outcome
+from aevae.runtime import git_state
+from aevae.tracking import FAILURE_TAG, MlflowTracker, end_status, failure_reason
+from aevae.train import run_tags, train
+
+EXPECTED_FAILURES = (AevaeError, MemoryError, torch.OutOfMemoryError)  # one line, no traceback
+Report = Callable[[Outcome], None]
+
+
+@dataclass(frozen=True)
+class BenchContext:
+    """What every cell of one bench shares; sent to worker processes."""
+
+    experiment: str
+    experiment_id: str
+    tracking_uri: str
+    data_dir: str | None
+    log_artifacts: bool
+    since_ms: int  # FINISHED runs started before this do not count as done (--force)
+
+
+class DataCache:
+    """Each dataset read once per process and reused by every cell that uses it; a dataset
+    that cannot be had fails its later cells at once, with the same reason."""
+
+    def __init__(self):
+        self._loaded: dict[tuple, data.Splits | AevaeError] = {}
+
+    def get(self, cfg: TrainConfig, data_dir: str | None) -> data.Splits:
+        key = (cfg.dataset, data.data_root(data_dir), cfg.val_size, cfg.subset)
+        if key not in self._loaded:
+            try:
+                self._loaded[key] = data.load(cfg.dataset, data_dir, cfg.val_size, cfg.subset)
+            except AevaeError as exc:
+                self._loaded[key] = exc
+        found = self._loaded[key]
+        if isinstance(found, AevaeError):
+            raise type(found)(*found.args)
+        return found
+
+
+def bench_tags(cell: Cell) -> dict[str, str]:
+    tags = {"grid": cell.grid, "cell": cell.key, "config_hash": cell.config_hash}
+    return {**tags, "tuned_from": cell.tuned_from} if cell.tuned_from else tags
+
+
+def run_cell(cell: Cell, ctx: BenchContext, cache: DataCache) -> Outcome:
+    """Claim one cell and train it into the claimed run; never raises for a failed cell."""
+    client = MlflowClient(ctx.tracking_uri)
+    commit, dirty = git_state()
+    # torch_threads: timings of cells run by N workers read differently from serial ones
+    tags = {**run_tags(cell.config), **bench_tags(cell), "git_commit": commit,
+            "git_dirty": str(dirty).lower(), "torch_threads": str(torch.get_num_threads())}
+    got = claims.claim(client, ctx.experiment_id, cell.grid, cell.config_hash, cell.run_name, tags,
+                       ctx.since_ms)
+    if got.status == "finished":
+        return Outcome.from_run(cell, "skipped", got.run)
+    if got.status == "busy" and got.run is None:
+        return Outcome(cell, "busy", reason="other workers' claims on it kept colliding; run the grid again")
+    if got.status == "busy":
+        worker = got.run.data.tags.get(claims.WORKER_TAG, "?")
+        return Outcome(cell, "busy", reason=f"claimed by worker {worker}, which is still running it")
+    run_id = got.run.info.run_id
+    try:
+        # params first, so a cell that fails before training still shows its whole config
+        client.log_batch(run_id, params=[Param(k, str(v)) for k, v in to_dict(cell.config).items()])
+        splits = cache.get(cell.config, ctx.data_dir)
+        tracker = MlflowTracker(ctx.tracking_uri, ctx.experiment)
+        # MLflow's own hand-over of an existing run: start_run resumes MLFLOW_RUN_ID
+        os.environ["MLFLOW_RUN_ID"] = run_id
+        train(cell.config, splits, tracker, tags=bench_tags(cell), run_name=cell.run_name,
+              log_artifacts=ctx.log_artifacts)
+    except BaseException as exc:
+        _settle(client, run_id, exc)
+        if not isinstance(exc, Exception):
+            raise
+        detail = "" if isinstance(exc, EXPECTED_FAILURES) else traceback.format_exc()
+        return Outcome(cell, "failed", run_id=run_id, reason=failure_reason(exc), detail=detail)
+    finally:
+        os.environ.pop("MLFLOW_RUN_ID", None)
+    finished = client.get_run(run_id)  # with every test metric, the per-run analysis' too
+    claims.retire_older(client, ctx.experiment_id, cell.grid, finished)
+    return Outcome.from_run(cell, "done", finished)
+
+
+def _settle(client, run_id: str, exc: BaseException) -> None:
+    """End the claimed run with the exception's reason if training had not ended it."""
+    if client.get_run(run_id).info.status == "RUNNING":
+        client.set_tag(run_id, FAILURE_TAG, failure_reason(exc)[:5000])
+        client.set_terminated(run_id, status=end_status(exc))
+
+
+_worker_cache: DataCache | None = None
+_worker_sigint = signal.default_int_handler  # what Ctrl-C does during a cell
+_worker_stopping = False
+
+
+class _NotATerminal:
+    """Workers share the parent's terminal; tqdm draws bars only on a terminal, so this keeps
+    N workers' per-epoch bars from overwriting the parent's grid bar."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def isatty(self) -> bool:
+        return False
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _init_worker(threads: int) -> None:
+    global _worker_cache, _worker_sigint
+    # An idle worker ignores Ctrl-C (dying there would break the pool); a worker in the
+    # middle of a cell takes it, in _run_in_worker, and ends the cell's run KILLED, unless
+    # the bench itself was started ignoring it (a background job, nohup).
+    _worker_sigint = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(threads)
+    sys.stderr = _NotATerminal(sys.stderr)
+    _worker_cache = DataCache()
+
+
+def _run_in_worker(cell: Cell, ctx: BenchContext) -> Outcome:
+    """Ctrl-C stops the cell in progress (its run ends KILLED), and the cells this worker
+    had already queued are not started."""
+    global _worker_stopping
+    if _worker_stopping:
+        return Outcome(cell, "not run")
+    signal.signal(signal.SIGINT, _worker_sigint)
+    try:
+        return run_cell(cell, ctx, _worker_cache)
+    except KeyboardInterrupt:
+        _worker_stopping = True
+        return Outcome(cell, "interrupted")
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def threads_per_worker(workers: int) -> int:
+    """Each worker's share of the cores this process may use (at least one thread)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // workers)
+
+
+def run_serial(cells: list[Cell], ctx: BenchContext, report: Report) -> None:
+    cache = DataCache()
+    for cell in cells:
+        try:
+            outcome = run_cell(cell, ctx, cache)
+        except KeyboardInterrupt:
+            report(Outcome(cell, "interrupted"))
+            raise
+        report(outcome)
+
+
+def run_pool(cells: list[Cell], ctx: BenchContext, workers: int, report: Report) -> None:
+    """Cells in `workers` spawned processes, each with its share of the cores (torch
+    otherwise starts one thread per core in every process, and N workers oversubscribe)."""
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                               initargs=(threads_per_worker(workers),))
+    futures = {pool.submit(_run_in_worker, cell, ctx): cell for cell in cells}
+    try:
+        for future in as_completed(futures):
+            report(_result(future, futures[future]))
+    except KeyboardInterrupt:
+        pool.shutdown(wait=True, cancel_futures=True)  # cells in progress end KILLED first
+        for future, cell in futures.items():
+            if future.done() and not future.cancelled():
+                report(_result(future, cell))
+        raise
+    # Every cell has reported; a worker's interpreter takes seconds to tear torch and MLflow
+    # down, which need not hold up the summary (the pool still joins them before exit).
+    pool.shutdown(wait=False)
+
+
+def _result(future, cell: Cell) -> Outcome:
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        return Outcome(cell, "failed", reason="WorkerDied: a worker process died (killed, or out of "
+                                              "memory); run the grid again to resume it.")

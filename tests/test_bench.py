@@ -1,0 +1,246 @@
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import types
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from aevae import claims
+from aevae.bench import tuned_lookup
+from aevae.cli import main
+from aevae.grid import expand, load_grid, select
+from aevae.runner import bench_tags
+from aevae.tracking import ensure_experiment
+
+RUNNER = Path(__file__).with_name("bench_runner.py")
+QUICK = ["--no-artifacts"]
+SMOKE_MNIST_MLP = ["smoke", "--only", "dataset=mnist", "--only", "arch=mlp", *QUICK]
+
+
+@pytest.fixture(scope="module")
+def migrated_store(tmp_path_factory) -> Path:
+    """An empty MLflow SQLite store, made once: a new store runs MLflow's schema migrations,
+    which take seconds each time."""
+    path = tmp_path_factory.mktemp("store") / "mlflow.db"
+    mlflow.MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def tracking_uri(tracking_uri, migrated_store) -> str:
+    """The conftest store, started from a copy of the migrated one."""
+    target = Path(tracking_uri.removeprefix("sqlite:///"))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(migrated_store, target)
+    return tracking_uri
+
+
+def runs(tracking_uri, grid, status=None):
+    client = mlflow.MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name(f"bench/{grid}")
+    found = client.search_runs([experiment.experiment_id], max_results=1000)
+    return [r for r in found if status is None or r.info.status == status]
+
+
+def one_finished_run_per_cell(tracking_uri, grid, expected: int):
+    finished = runs(tracking_uri, grid, "FINISHED")
+    keys = [(r.data.tags["cell"], r.data.tags["seed"]) for r in finished]
+    assert len(keys) == len(set(keys)) == expected
+    assert not runs(tracking_uri, grid, "RUNNING")
+
+
+def write_grid(tmp_path, name: str, text: str) -> str:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_smoke_grid_runs_then_skips_then_force_reruns(data_root, tracking_uri, capsys):
+    assert main(["bench", *SMOKE_MNIST_MLP]) == 0
+    assert "0 finished earlier, 2 to run" in capsys.readouterr().out
+    first = runs(tracking_uri, "smoke", "FINISHED")
+    assert {r.data.tags["cell"] for r in first} == {"ae/mlp/mnist", "vae/mlp/mnist"}
+    for run in first:
+        tags = run.data.tags
+        assert tags["grid"] == "smoke" and tags["seed"] == "0" and tags["git_commit"]
+        assert tags["claim"] == "won" and run.data.params["subset"] == "256"
+        assert "test/loss" in run.data.metrics
+    experiment = mlflow.MlflowClient(tracking_uri).get_experiment_by_name("bench/smoke")
+    expected = json.loads(experiment.tags["grid_cells"])
+    assert len(expected) == 12 and {"cell", "seed", "config_hash"} == set(expected[0])
+    assert json.loads(experiment.tags["grid_axes"])["model"] == ["ae", "vae"]
+    assert Path("benchmarks/results/smoke/summary.csv").read_text().count("skipped") == 0
+
+    assert main(["bench", *SMOKE_MNIST_MLP]) == 0
+    assert "2 finished earlier, 0 to run" in capsys.readouterr().out
+    assert {r.info.run_id for r in runs(tracking_uri, "smoke")} == {r.info.run_id for r in first}
+
+    assert main(["bench", *SMOKE_MNIST_MLP, "--only", "model=ae", "--force"]) == 0
+    one_finished_run_per_cell(tracking_uri, "smoke", 2)
+    retired = mlflow.MlflowClient(tracking_uri).get_run(
+        next(r.info.run_id for r in first if r.data.tags["model"] == "ae"))
+    assert retired.info.lifecycle_stage == "deleted" and retired.data.tags["superseded_by"]
+
+
+def test_failing_cell_is_recorded_and_the_grid_goes_on(data_root, tracking_uri, tmp_path, capsys):
+    grid = write_grid(tmp_path, "diverge", """
+[base]
+model = "ae"
+epochs = 2
+val_size = 100
+hidden_dim = 32
+[axes]
+lr = [1e30, 1e-3]
+""")
+    assert main(["bench", grid, *QUICK]) == 1
+    out = capsys.readouterr().out
+    assert "failed: 1 cell (ae/mlp/mnist/lr=1e+30/s0): TrainingFailed:" in out
+    (failed,) = runs(tracking_uri, "diverge", "FAILED")
+    assert failed.data.tags["failure_reason"].startswith("TrainingFailed: ")
+    (done,) = runs(tracking_uri, "diverge", "FINISHED")
+    assert done.data.tags["cell"] == "ae/mlp/mnist/lr=0.001"
+
+
+def test_dataset_that_cannot_be_had_fails_its_cells_with_one_reason(data_root, tracking_uri, capsys):
+    shutil.rmtree(data_root / "cifar-10-batches-py")
+    assert main(["bench", "smoke", "--only", "dataset=cifar10", "--only", "model=ae", *QUICK]) == 1
+    out = capsys.readouterr().out
+    # once as the first cell fails, once in the summary; the later cell says "as above"
+    assert out.count("CIFAR-10 needs") == 2 and "ae/conv/cifar10/s0  (DataError, as above)" in out
+    assert "Traceback" not in out
+    failed = runs(tracking_uri, "smoke", "FAILED")
+    assert sorted(r.data.tags["cell"] for r in failed) == ["ae/conv/cifar10", "ae/mlp/cifar10"]
+    assert all(r.data.tags["failure_reason"].startswith("DataError: CIFAR-10 needs") for r in failed)
+    assert all(r.data.params["dataset"] == "cifar10" and r.data.tags["model"] == "ae" for r in failed)
+
+
+def test_concurrent_claims_of_one_cell_have_one_winner(tracking_uri):
+    client = mlflow.MlflowClient(tracking_uri)
+    experiment_id = ensure_experiment(client, "bench/race", None)
+    start = threading.Barrier(4)
+    results = []
+
+    def contender():
+        start.wait()
+        results.append(claims.claim(mlflow.MlflowClient(tracking_uri), experiment_id, "race",
+                                    "abc123", "cell/s0", {"grid": "race", "config_hash": "abc123"}))
+
+    threads = [threading.Thread(target=contender) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(c.status for c in results) == ["busy", "busy", "busy", "won"]
+    (live,) = client.search_runs([experiment_id])
+    assert live.info.run_id == next(c.run.info.run_id for c in results if c.status == "won")
+
+
+def start_runner(args, log: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(RUNNER), *args], stdout=log.open("w"),
+                            stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(RUNNER.parent)})
+
+
+def wait_for(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+TINY_GRID = """
+[base]
+epochs = 3
+val_size = 100
+hidden_dim = 32
+latent_dim = 4
+[axes]
+model = ["ae", "vae"]
+dataset = ["mnist", "fashion_mnist"]
+"""
+
+
+def test_a_two_worker_bench_and_another_bench_never_duplicate_a_cell(data_root, tracking_uri, tmp_path, capsys):
+    grid = write_grid(tmp_path, "shared", TINY_GRID)
+    log = tmp_path / "workers.log"
+    other = start_runner(["bench", grid, "--workers", "2", *QUICK], log)
+    try:
+        wait_for(lambda: mlflow.MlflowClient(tracking_uri).get_experiment_by_name("bench/shared")
+                 and runs(tracking_uri, "shared"), 120, "the two-worker bench to claim a cell")
+        assert main(["bench", grid, *QUICK]) == 0
+        assert other.wait(timeout=120) == 0, log.read_text()
+    finally:
+        other.kill()
+    one_finished_run_per_cell(tracking_uri, "shared", 4)
+    finished = runs(tracking_uri, "shared", "FINISHED")
+    assert len({r.data.tags["worker"] for r in finished}) >= 2
+    # the two workers share the cores instead of each taking all of them
+    share = str(max(1, len(os.sched_getaffinity(0)) // 2))
+    by_workers = [r for r in finished if r.data.tags["worker"] != f"{socket.gethostname()}:{os.getpid()}"]
+    assert by_workers and all(r.data.tags["torch_threads"] == share for r in by_workers)
+
+
+def test_kill_9_mid_cell_then_rerun_leaves_one_finished_run_per_cell(data_root, tracking_uri, tmp_path, capsys):
+    grid = write_grid(tmp_path, "killed", TINY_GRID.replace("epochs = 3", "epochs = 12")
+                      .replace('model = ["ae", "vae"]', 'model = ["ae"]'))
+    log = tmp_path / "killed.log"
+    victim = start_runner(["bench", grid, *QUICK], log)
+    try:
+        def mid_cell():
+            if not mlflow.MlflowClient(tracking_uri).get_experiment_by_name("bench/killed"):
+                return None
+            return [r for r in runs(tracking_uri, "killed", "RUNNING") if "val/loss" in r.data.metrics]
+        (running,) = wait_for(mid_cell, 120, "a cell in the middle of training")
+        victim.send_signal(signal.SIGKILL)
+    finally:
+        victim.kill()
+        victim.wait()  # reaped: a zombie's pid would still look alive
+    assert main(["bench", grid, *QUICK]) == 0
+    assert "closed 1 run(s) left RUNNING by dead workers" in capsys.readouterr().out
+    one_finished_run_per_cell(tracking_uri, "killed", 2)
+    killed = mlflow.MlflowClient(tracking_uri).get_run(running.info.run_id)
+    assert killed.info.status == "KILLED" and killed.data.tags["failure_reason"].startswith("WorkerDied")
+
+
+def test_tuned_cells_take_the_study_parameters_and_say_so(monkeypatch):
+    # aevae.tune comes with its own issue; a stand-in of its one function, by the contract
+    fake = types.ModuleType("aevae.tune")
+    asked = []
+
+    def tuned_overrides(model, arch, dataset, storage=None):
+        asked.append((model, arch, dataset, storage))
+        return ({"lr": 0.003, "model": "vae"}, "tune/ae/mlp/mnist") if model == "ae" else None
+
+    fake.tuned_overrides = tuned_overrides
+    monkeypatch.setitem(sys.modules, "aevae.tune", fake)
+    missing = []
+    cells = select(expand(load_grid("lab"), tuned_lookup("sqlite:///s.db", missing)),
+                   ["dataset=mnist", "arch=mlp", "seed=1"])
+    by_model = {c.config.model: c for c in cells}
+    assert by_model["ae"].config.lr == 0.003  # the tuned value; the axis value model=ae stays
+    assert bench_tags(by_model["ae"])["tuned_from"] == "tune/ae/mlp/mnist"
+    assert by_model["vae"].config.lr == 1e-3 and "tuned_from" not in bench_tags(by_model["vae"])
+    assert "vae/mlp/mnist" in missing
+    # asked once per (model, arch, dataset), not once per seed
+    assert len(asked) == len(set(asked)) == 12 and asked[0][3] == "sqlite:///s.db"
+
+
+def test_bench_errors_are_one_line(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "aevae.tune", None)
+    assert main(["bench", "smoke", "--tuned"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "aevae bench: error: tuning is unavailable: this aevae has no aevae.tune module; "
+        "run the grid without --tuned.")
+    assert main(["bench", "smoke", "--only", "model=gan"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "aevae bench: error: --only model=gan matches no cell of the grid; its values of model: ae, vae.")
