@@ -7,7 +7,7 @@ MLFLOW_STORE ?= sqlite:///mlruns/mlflow.db
 PORT ?= 5000
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow train ui clean
+.PHONY: help install test test-slow train ui clean overhead
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -29,6 +29,9 @@ test-slow: install ## real-data and long tests (needs AEVAE_DATA_DIR with MNIST)
 
 train: install ## one example run: VAE, conv, MNIST, 5 epochs
 	$(BIN)/aevae train --model vae --arch conv --dataset mnist --epochs 5
+
+overhead: install ## time the end-of-run analysis on MNIST cells, print what it finds (~15 min)
+	$(BIN)/python benchmarks/analysis_overhead.py $(ARGS)
 
 ui: install ## MLflow UI on the embedded store (http://127.0.0.1:$(PORT))
 	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_STORE) --port $(PORT)
