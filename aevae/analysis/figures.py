@@ -47,11 +47,16 @@ def grid_figure(images: torch.Tensor, columns: int, title: str) -> plt.Figure:
 def tsne_figure(means: torch.Tensor, labels: torch.Tensor, classes: tuple[str, ...], seed: int) -> plt.Figure:
     """t-SNE of code means coloured by class; seeded, so a run's map is reproducible."""
     from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
 
     # Perplexity must stay below the point count; tiny smoke runs have few points.
     perplexity = min(TSNE_PERPLEXITY, (len(means) - 1) / 3)
-    points = TSNE(n_components=2, perplexity=perplexity, init="pca",
-                  max_iter=TSNE_ITERATIONS, random_state=seed).fit_transform(means.double().numpy())
+    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", max_iter=TSNE_ITERATIONS,
+                random_state=seed)
+    # One thread: as fast as two for a few hundred points on an idle CPU, and on a shared one
+    # the OpenMP threads waiting for each other cost over ten times the work (measured).
+    with threadpool_limits(limits=1):
+        points = tsne.fit_transform(means.double().numpy())
     frame = pd.DataFrame({"t-SNE 1": points[:, 0], "t-SNE 2": points[:, 1],
                           "class": [classes[i] for i in labels.tolist()]})
     fig, ax = plt.subplots(figsize=(6.5, 5))
