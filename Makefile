@@ -30,7 +30,7 @@ test-slow: install ## real-data and long tests (needs AEVAE_DATA_DIR with MNIST)
 train: install ## one example run: VAE, conv, MNIST, 5 epochs
 	$(BIN)/aevae train --model vae --arch conv --dataset mnist --epochs 5
 
-overhead: install ## time the end-of-run analysis on MNIST cells, print what it finds (~15 min)
+overhead: install ## time the end-of-run analysis on MNIST cells, print what it finds (~10 min quiet)
 	$(BIN)/python benchmarks/analysis_overhead.py $(ARGS)
 
 ui: install ## MLflow UI on the embedded store (http://127.0.0.1:$(PORT))
