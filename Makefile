@@ -12,7 +12,7 @@ GRID ?= lab
 BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow train bench smoke ui tune tune-pruners dashboard clean
+.PHONY: help install test test-slow train bench smoke ui tune tune-pruners dashboard overhead clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'

@@ -60,6 +60,27 @@ class TrainConfig:
         "auto", "'auto' (bf16 autocast where the device has fast bf16), 'bf16' or 'fp32'."
     )
     device: str = _doc("auto", "'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'.")
+    # The end-of-run analysis (aevae/analysis): each part has its own switch or size.
+    analysis: bool = _doc(
+        True, "Run the end-of-run analysis (latent figures, probe, sample quality, likelihood)."
+    )
+    analysis_figures: bool = _doc(
+        True, "Interpolation, manifold, fitted-Gaussian sample and per-dimension figures."
+    )
+    tsne_points: int = _doc(
+        500, "Test codes (the first ones) in the t-SNE latent map; 0 skips t-SNE."
+    )
+    probe: bool = _doc(
+        True, "Linear probe: logistic regression on training codes, accuracy on test codes."
+    )
+    frechet_samples: int = _doc(
+        5000, "Generated images per Frechet distance in reference-classifier features (at most "
+        "the test split's size); 0 skips sample quality.",
+    )
+    nll_samples: int = _doc(
+        100, "Importance samples per image of the VAE's test NLL estimate (IWAE); 0 skips it."
+    )
+    nll_images: int = _doc(500, "Test images (the first ones) the NLL is estimated on.")
 
 
 FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(TrainConfig)}
@@ -170,6 +191,11 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         (0 < cfg.pixel_tol < 1, "pixel_tol must lie strictly between 0 and 1"),
         (cfg.precision in ("auto", "bf16", "fp32"), "precision must be 'auto', 'bf16' or 'fp32'"),
         (cfg.device in ("auto", "cpu", "cuda"), "device must be 'auto', 'cpu' or 'cuda'"),
+        (cfg.tsne_points == 0 or cfg.tsne_points >= 10, "tsne_points must be 0 (off) or at least 10"),
+        (cfg.frechet_samples == 0 or cfg.frechet_samples >= 2,
+         "frechet_samples must be 0 (off) or at least 2"),
+        (cfg.nll_samples >= 0, "nll_samples must be 0 (off) or a positive count"),
+        (cfg.nll_images >= 1, "nll_images must be at least 1"),
         (not cfg.binarize or DATASETS[cfg.dataset].binary_ok,
          f"binarize applies to the MNIST family only, not to '{cfg.dataset}'"),
     ]

@@ -12,6 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from aevae import artifacts
+from aevae.analysis import analyse
 from aevae.config import TrainConfig, config_hash, resolve, to_dict
 from aevae.data import Splits
 from aevae.errors import ConfigError, TrainingFailed
@@ -100,6 +101,7 @@ def train(cfg: TrainConfig, data: Splits, tracker: Tracker, on_epoch: EpochHook 
             artifacts.log_trial_artifacts(model, splits.val, result.history, tracker, cfg, autocast(device, bf16))
         elif log_artifacts:
             artifacts.log_run_artifacts(model, splits, result.history, tracker, cfg, autocast(device, bf16))
+            result.test.update(analyse(model, splits, cfg, tracker, autocast(device, bf16)))
             tracker.log_model(model.cpu())
     return result
 

@@ -125,5 +125,12 @@ def _isolated_cwd(tmp_path, monkeypatch):
     yield
 
 
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """aevae's cache (the reference classifiers) in one temporary folder per test session,
+    never in ~/.cache: the tests' tiny datasets give cache entries no real run should see."""
+    monkeypatch.setenv("AEVAE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "aevae-cache"))
+
+
 # The real data root, if the caller pointed at one; absolute, since tests change directory.
 REAL_DATA = os.path.abspath(os.environ["AEVAE_DATA_DIR"]) if os.environ.get("AEVAE_DATA_DIR") else None

@@ -92,7 +92,7 @@ def test_mlflow_run_holds_params_curves_test_metrics_figures_and_a_loadable_mode
     assert [m.step for m in history] == [1, 2]
     assert run.data.metrics["test/recon_mse"] == pytest.approx(result.test["recon_mse"])
     artifacts = {a.path for a in client.list_artifacts(result.run_id, "figures")}
-    assert artifacts == {f"figures/{n}.png" for n in ("reconstructions", "prior_samples", "latent", "curves")}
+    assert artifacts >= {f"figures/{n}.png" for n in ("reconstructions", "prior_samples", "latent", "curves")}
     config = json.loads(open(client.download_artifacts(result.run_id, "config.json")).read())
     assert config["seed"] == 0 and config["latent_dim"] == 8
     model = mlflow.pytorch.load_model(run.data.tags["model_uri"])
