@@ -46,6 +46,9 @@ smoke: install ## the smoke grid: the 12 cells on a few hundred images, seconds 
 report: install ## RESULTS.md and figures of grid GRID (default lab) from MLflow, in benchmarks/results/GRID/
 	$(BIN)/aevae report $(GRID)
 
+overhead: install ## time the end-of-run analysis on MNIST cells, print what it finds (~10 min quiet)
+	$(BIN)/python benchmarks/analysis_overhead.py $(ARGS)
+
 ui: install ## MLflow UI on the embedded store (http://127.0.0.1:$(PORT))
 	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_STORE) --port $(PORT)
 
