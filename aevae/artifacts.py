@@ -30,7 +30,9 @@ def image_grid(images: torch.Tensor, columns: int) -> np.ndarray:
     return tiles.reshape(rows * h, columns * w, c).numpy()
 
 
-def _show(grid: np.ndarray, title: str) -> plt.Figure:
+def grid_figure(images: torch.Tensor, columns: int, title: str) -> plt.Figure:
+    """Images `[N,C,H,W]` on [0,1] tiled `columns` wide, with a title."""
+    grid = image_grid(images, columns)
     height, width = grid.shape[:2]
     fig, ax = plt.subplots(figsize=(width / 40 + 0.5, height / 40 + 0.8))
     ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1)
@@ -50,7 +52,7 @@ def reconstruction_figure(model, images: ImageSet, binarize: bool, autocast, col
     with autocast:
         recon = model(x)
     pairs = torch.stack([x.reshape(-1, columns, *x.shape[1:]), recon.reshape(-1, columns, *x.shape[1:])], 1)
-    return _show(image_grid(pairs.reshape(-1, *x.shape[1:]), columns), "test images (odd rows) and reconstructions")
+    return grid_figure(pairs.reshape(-1, *x.shape[1:]), columns, "test images (odd rows) and reconstructions")
 
 
 @torch.no_grad()
@@ -60,7 +62,7 @@ def prior_samples_figure(model, device: torch.device, autocast, count: int = 64)
     z = torch.randn(count, model.latent_dim, generator=torch.Generator().manual_seed(SAMPLE_SEED))
     with autocast:
         samples = torch.sigmoid(model.decode(z.to(device)).float())
-    return _show(image_grid(samples, 8), "decoded samples from N(0, I)")
+    return grid_figure(samples, 8, "decoded samples from N(0, I)")
 
 
 @torch.no_grad()

@@ -19,7 +19,7 @@ from mlflow import MlflowClient
 from tqdm.auto import tqdm
 
 from aevae import claims
-from aevae.errors import AevaeError, ConfigError
+from aevae.errors import ConfigError
 from aevae.grid import Cell, Grid, expand, load_grid, select
 from aevae.outcomes import Outcome, Summary
 from aevae.runner import BenchContext, run_pool, run_serial, threads_per_worker
@@ -27,10 +27,6 @@ from aevae.tracking import artifact_root, default_tracking_uri, ensure_experimen
 
 DEFAULT_GRID = "lab"
 RESULTS_DIR = "benchmarks/results"
-
-
-class TuningUnavailable(AevaeError):
-    """--tuned was asked for, but this aevae has no tuning module."""
 
 
 class Progress:
@@ -55,13 +51,7 @@ class Progress:
 
 def tuned_lookup(storage: str | None, missing: list[str]):
     """`aevae.tune.tuned_overrides`, asked once per (model, arch, dataset)."""
-    try:
-        from aevae.tune import tuned_overrides
-    except ModuleNotFoundError as exc:
-        if exc.name != "aevae.tune":
-            raise
-        raise TuningUnavailable("tuning is unavailable: this aevae has no aevae.tune module; "
-                                "run the grid without --tuned.") from None
+    from aevae.tune import tuned_overrides  # Optuna is loaded only when --tuned asks for it
 
     @functools.cache
     def lookup(model: str, arch: str, dataset: str):

@@ -9,6 +9,7 @@ import hashlib
 import io
 import os
 import pickle
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -109,10 +110,24 @@ def data_root(tmp_path, monkeypatch) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def migrated_store(tmp_path_factory) -> Path:
+    """An empty MLflow SQLite database whose tables exist. Making them (MLflow's schema
+    migrations) takes seconds, so each test copies this file instead."""
+    import mlflow
+
+    path = tmp_path_factory.mktemp("template") / "mlflow.db"
+    mlflow.MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
 @pytest.fixture
-def tracking_uri(tmp_path, monkeypatch) -> str:
-    """A real SQLite MLflow store in a temporary folder, also set as the default."""
-    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+def tracking_uri(tmp_path, monkeypatch, migrated_store) -> str:
+    """A real, empty SQLite MLflow store in a temporary folder, also set as the default."""
+    path = tmp_path / "mlruns" / "mlflow.db"
+    path.parent.mkdir(parents=True)
+    shutil.copyfile(migrated_store, path)
+    uri = f"sqlite:///{path}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri
 

@@ -7,40 +7,22 @@ import subprocess
 import sys
 import threading
 import time
-import types
 from pathlib import Path
 
 import mlflow
-import pytest
+import optuna
 
 from aevae import claims
 from aevae.bench import tuned_lookup
 from aevae.cli import main
 from aevae.grid import expand, load_grid, select
 from aevae.runner import bench_tags
+from aevae.study_storage import open_storage
 from aevae.tracking import ensure_experiment
 
 RUNNER = Path(__file__).with_name("bench_runner.py")
 QUICK = ["--no-artifacts"]
 SMOKE_MNIST_MLP = ["smoke", "--only", "dataset=mnist", "--only", "arch=mlp", *QUICK]
-
-
-@pytest.fixture(scope="module")
-def migrated_store(tmp_path_factory) -> Path:
-    """An empty MLflow SQLite store, made once: a new store runs MLflow's schema migrations,
-    which take seconds each time."""
-    path = tmp_path_factory.mktemp("store") / "mlflow.db"
-    mlflow.MlflowClient(f"sqlite:///{path}").search_experiments()
-    return path
-
-
-@pytest.fixture
-def tracking_uri(tracking_uri, migrated_store) -> str:
-    """The conftest store, started from a copy of the migrated one."""
-    target = Path(tracking_uri.removeprefix("sqlite:///"))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(migrated_store, target)
-    return tracking_uri
 
 
 def runs(tracking_uri, grid, status=None):
@@ -212,35 +194,41 @@ def test_kill_9_mid_cell_then_rerun_leaves_one_finished_run_per_cell(data_root, 
     assert killed.info.status == "KILLED" and killed.data.tags["failure_reason"].startswith("WorkerDied")
 
 
-def test_tuned_cells_take_the_study_parameters_and_say_so(monkeypatch):
-    # aevae.tune comes with its own issue; a stand-in of its one function, by the contract
-    fake = types.ModuleType("aevae.tune")
-    asked = []
+def lab_study_with_best(storage: str, cell: str, params: dict, distributions: dict) -> None:
+    """A real Optuna study of the lab set for `cell` holding one completed trial."""
+    study = optuna.create_study(study_name=f"lab/{cell}", storage=open_storage(storage))
+    study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=100.0))
 
-    def tuned_overrides(model, arch, dataset, storage=None):
-        asked.append((model, arch, dataset, storage))
-        return ({"lr": 0.003, "model": "vae"}, "tune/ae/mlp/mnist") if model == "ae" else None
 
-    fake.tuned_overrides = tuned_overrides
-    monkeypatch.setitem(sys.modules, "aevae.tune", fake)
+def test_tuned_cells_take_the_best_trial_of_their_study_and_say_so(tmp_path):
+    storage = str(tmp_path / "optuna.log")
+    lab_study_with_best(storage, "ae/mlp/mnist", {"lr": 0.003, "model": "vae"},
+                        {"lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True),
+                         "model": optuna.distributions.CategoricalDistribution(["ae", "vae"])})
     missing = []
-    cells = select(expand(load_grid("lab"), tuned_lookup("sqlite:///s.db", missing)),
+    cells = select(expand(load_grid("lab"), tuned_lookup(storage, missing)),
                    ["dataset=mnist", "arch=mlp", "seed=1"])
     by_model = {c.config.model: c for c in cells}
     assert by_model["ae"].config.lr == 0.003  # the tuned value; the axis value model=ae stays
-    assert bench_tags(by_model["ae"])["tuned_from"] == "tune/ae/mlp/mnist"
+    assert bench_tags(by_model["ae"])["tuned_from"] == "lab/ae/mlp/mnist"
     assert by_model["vae"].config.lr == 1e-3 and "tuned_from" not in bench_tags(by_model["vae"])
     assert "vae/mlp/mnist" in missing
-    # asked once per (model, arch, dataset), not once per seed
-    assert len(asked) == len(set(asked)) == 12 and asked[0][3] == "sqlite:///s.db"
 
 
-def test_bench_errors_are_one_line(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "aevae.tune", None)
-    assert main(["bench", "smoke", "--tuned"]) == 2
-    assert capsys.readouterr().err.strip() == (
-        "aevae bench: error: tuning is unavailable: this aevae has no aevae.tune module; "
-        "run the grid without --tuned.")
+def test_bench_tuned_end_to_end_runs_the_tuned_config(data_root, tracking_uri, tmp_path):
+    storage = str(tmp_path / "optuna.log")
+    lab_study_with_best(storage, "ae/mlp/mnist", {"lr": 0.002},
+                        {"lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)})
+    assert main(["bench", "smoke", "--only", "dataset=mnist", "--only", "model=ae", "--only", "arch=mlp",
+                 "--tuned", "--storage", storage, *QUICK]) == 0
+    (run,) = runs(tracking_uri, "smoke", "FINISHED")
+    assert run.data.params["lr"] == "0.002" and run.data.tags["tuned_from"] == "lab/ae/mlp/mnist"
+
+
+def test_bench_errors_are_one_line(capsys):
+    assert main(["bench", "smoke", "--tuned", "--storage", "nosuchdb://host/db"]) == 2
+    assert capsys.readouterr().err.strip().startswith(
+        "aevae bench: error: cannot open the Optuna storage 'nosuchdb://host/db' (")
     assert main(["bench", "smoke", "--only", "model=gan"]) == 2
     assert capsys.readouterr().err.strip() == (
         "aevae bench: error: --only model=gan matches no cell of the grid; its values of model: ae, vae.")

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
-from mlflow import MlflowClient
 from report_store import Store, finished_metrics
 
 from aevae.cli import main
@@ -23,21 +20,9 @@ CURVES = {"train/loss": [90, 70, 60], "val/loss": [95, 75, 66], "train/kl": [5, 
 FAILURE = "DataError: CIFAR-10 needs cifar-10-python.tar.gz in data/ and the machine is offline."
 
 
-@pytest.fixture(scope="session")
-def empty_store(tmp_path_factory) -> Path:
-    """An MLflow SQLite database whose tables exist: making them (MLflow's migrations) takes
-    seconds, so each test copies this file instead."""
-    path = tmp_path_factory.mktemp("template") / "mlflow.db"
-    MlflowClient(f"sqlite:///{path}").search_experiments()
-    return path
-
-
 @pytest.fixture
-def store_uri(tracking_uri, empty_store) -> str:
-    """`tracking_uri` with an empty MLflow store already at its path."""
-    path = Path(tracking_uri.removeprefix("sqlite:///"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(empty_store, path)
+def store_uri(tracking_uri) -> str:
+    """`tracking_uri`, whose empty MLflow store already exists (see conftest)."""
     return tracking_uri
 
 
@@ -209,13 +194,15 @@ def test_missing_store_experiment_or_runs_is_one_clear_line(setup, message, requ
     if setup in ("other", "empty"):
         Store(request.getfixturevalue("store_uri"), "bench/lab" if setup == "empty" else "bench/smoke")
     capsys.readouterr()
-    assert main(["report", "lab", *(["--tracking-uri", "nosuch://x"] if setup == "scheme" else [])]) == 2
+    missing = tmp_path / "nothing" / "mlflow.db"
+    uri = {"scheme": ["--tracking-uri", "nosuch://x"], "none": ["--tracking-uri", f"sqlite:///{missing}"]}
+    assert main(["report", "lab", *uri.get(setup, [])]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("aevae report: error: ") and message in err
     if setup == "other":
         assert "experiments there: Default, bench/smoke" in err
     if setup == "none":
-        assert not (tmp_path / "mlruns" / "mlflow.db").exists()  # reading created no store
+        assert not missing.exists()  # reading created no store
 
 
 def test_report_never_imports_the_training_code():

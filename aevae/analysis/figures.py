@@ -14,7 +14,7 @@ import seaborn as sns  # noqa: E402
 import torch  # noqa: E402
 
 from aevae.analysis.codes import Gaussian, decode  # noqa: E402
-from aevae.artifacts import image_grid  # noqa: E402
+from aevae.artifacts import grid_figure  # noqa: E402
 from aevae.metrics import ACTIVE_UNIT_THRESHOLD  # noqa: E402
 
 MANIFOLD_SIDE = 15
@@ -30,18 +30,6 @@ def log_figure(tracker, path: str, figure: plt.Figure) -> None:
     """Log `figure` to the run at `path` and free it."""
     tracker.log_figure(figure, path)
     plt.close(figure)
-
-
-def grid_figure(images: torch.Tensor, columns: int, title: str) -> plt.Figure:
-    """Images `[N,C,H,W]` on [0,1] tiled `columns` wide, with a title."""
-    grid = image_grid(images, columns)
-    height, width = grid.shape[:2]
-    fig, ax = plt.subplots(figsize=(width / 40 + 0.5, height / 40 + 0.8))
-    ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1)
-    ax.set_title(title, fontsize=9)
-    ax.axis("off")
-    fig.tight_layout()
-    return fig
 
 
 def tsne_figure(means: torch.Tensor, labels: torch.Tensor, classes: tuple[str, ...], seed: int) -> plt.Figure:
