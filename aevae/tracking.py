@@ -9,6 +9,7 @@ trials end KILLED that way).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from pathlib import Path
 from typing import Any, Iterator, Protocol
@@ -153,11 +154,19 @@ class MlflowTracker:
     def log_model(self, model):
         import torch
 
+        # Pickle, not pt2: the loaded model keeps encode/decode/loss, not only forward; MLflow
+        # warns about that choice on every call, so its logger is quieted for this one call.
         # Naming the one requirement skips MLflow's slow requirement inference.
-        info = self._mlflow.pytorch.log_model(
-            model, name="model", serialization_format="pickle",
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-        )
+        logger = logging.getLogger("mlflow.pytorch")
+        level = logger.level
+        logger.setLevel(logging.ERROR)
+        try:
+            info = self._mlflow.pytorch.log_model(
+                model, name="model", serialization_format="pickle",
+                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+            )
+        finally:
+            logger.setLevel(level)
         self._mlflow.set_tag("model_uri", info.model_uri)
 
 
