@@ -33,14 +33,14 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def uses_bf16(precision: str, device: torch.device, bf16_on_cpu: bool) -> bool:
-    """Whether a run autocasts to bf16. 'auto' does on CUDA, and on a bf16-capable CPU only
-    for architectures whose `bf16_on_cpu` says it pays (measured by benchmarks/throughput.py)."""
+def uses_bf16(precision: str, device: torch.device) -> bool:
+    """Whether a run autocasts to bf16. 'auto' does on CUDA and on a bf16-capable CPU, where
+    benchmarks/throughput.py measured every architecture faster in bf16 than in fp32."""
     if precision != "auto":
         return precision == "bf16"
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    return bf16_on_cpu and cpu_has_bf16()
+    return cpu_has_bf16()
 
 
 def autocast(device: torch.device, bf16: bool):

@@ -17,7 +17,7 @@ from aevae.config import TrainConfig, config_hash, resolve, to_dict
 from aevae.data import Splits
 from aevae.errors import ConfigError, TrainingFailed
 from aevae.metrics import evaluate
-from aevae.models import ARCHS, build
+from aevae.models import build
 from aevae.runtime import autocast, environment_tags, pick_device, uses_bf16
 from aevae.tracking import Tracker
 
@@ -57,7 +57,7 @@ def train(cfg: TrainConfig, data: Splits, tracker: Tracker, on_epoch: EpochHook 
     if data.spec.name != cfg.dataset:
         raise ConfigError(f"the config asks for '{cfg.dataset}' but the data given is '{data.spec.name}'.")
     device = pick_device(cfg.device)
-    bf16 = uses_bf16(cfg.precision, device, ARCHS[cfg.arch].bf16_on_cpu)
+    bf16 = uses_bf16(cfg.precision, device)
     if device.type == "cpu":
         torch.set_flush_denormal(True)  # subnormal Adam moments slow fp32 CPU steps measurably
     torch.manual_seed(cfg.seed)

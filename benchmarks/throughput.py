@@ -1,7 +1,7 @@
 """Training throughput per architecture in fp32 and bf16 autocast, measured in one run.
 
-This is the measurement behind each architecture's `bf16_on_cpu` flag in
-aevae/models/archs.py. It trains through the real `train` function (no tracking, no
+This is the measurement behind precision 'auto' (aevae/runtime.py: bf16 autocast on a
+bf16-capable CPU). It trains through the real `train` function (no tracking, no
 artifacts) and reports the median seconds per epoch after a warm-up epoch.
 
     .venv/bin/python benchmarks/throughput.py --dataset mnist --epochs 3

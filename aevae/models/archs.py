@@ -19,9 +19,6 @@ Shape = tuple[int, int, int]
 class MLP:
     """Fully connected: flatten, one hidden layer of `hidden_dim` units with ReLU each way."""
 
-    # Small matmuls lose more to the casts than bf16 gains (benchmarks/throughput.py).
-    bf16_on_cpu = False
-
     @staticmethod
     def encoder(cfg: TrainConfig, shape: Shape, out_features: int) -> nn.Module:
         return nn.Sequential(
@@ -44,9 +41,6 @@ class MLP:
 class Conv:
     """Stride-2 4x4 convolutions with batch norm and ReLU, halving the image per layer;
     the decoder mirrors them with transposed convolutions."""
-
-    # Convolutions run markedly faster in bf16 on a bf16-capable CPU (benchmarks/throughput.py).
-    bf16_on_cpu = True
 
     @staticmethod
     def _bottleneck(cfg: TrainConfig, shape: Shape) -> tuple[int, int, int]:
