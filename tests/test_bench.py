@@ -136,7 +136,7 @@ def wait_for(condition, timeout: float, what: str):
         found = condition()
         if found:
             return found
-        time.sleep(0.25)
+        time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
 
 
@@ -173,7 +173,8 @@ def test_a_two_worker_bench_and_another_bench_never_duplicate_a_cell(data_root, 
 
 
 def test_kill_9_mid_cell_then_rerun_leaves_one_finished_run_per_cell(data_root, tracking_uri, tmp_path, capsys):
-    grid = write_grid(tmp_path, "killed", TINY_GRID.replace("epochs = 3", "epochs = 12")
+    # long enough (seconds per cell even in bf16) that the poll below sees a cell mid-training
+    grid = write_grid(tmp_path, "killed", TINY_GRID.replace("epochs = 3", "epochs = 60")
                       .replace('model = ["ae", "vae"]', 'model = ["ae"]'))
     log = tmp_path / "killed.log"
     victim = start_runner(["bench", grid, *QUICK], log)
