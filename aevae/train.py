@@ -58,6 +58,7 @@ def train(cfg: TrainConfig, data: Splits, tracker: Tracker, on_epoch: EpochHook 
         raise ConfigError(f"the config asks for '{cfg.dataset}' but the data given is '{data.spec.name}'.")
     device = pick_device(cfg.device)
     bf16 = uses_bf16(cfg.precision, device)
+    precision = autocast(device, bf16)  # one context, entered for every forward pass
     if device.type == "cpu":
         torch.set_flush_denormal(True)  # subnormal Adam moments slow fp32 CPU steps measurably
     torch.manual_seed(cfg.seed)
@@ -75,11 +76,11 @@ def train(cfg: TrainConfig, data: Splits, tracker: Tracker, on_epoch: EpochHook 
         tracker.log_dict(to_dict(cfg), "config.json")
         for epoch in range(1, cfg.epochs + 1):
             epoch_start = time.perf_counter()
-            row = train_epoch(model, optimizer, splits, cfg, order_generator, autocast(device, bf16), epoch)
+            row = train_epoch(model, optimizer, splits, cfg, order_generator, precision, epoch)
             row["epoch_seconds"] = time.perf_counter() - epoch_start
             row["images_per_sec"] = len(splits.train) / row["epoch_seconds"]
             val = evaluate(model, splits.val, binarize=cfg.binarize, pixel_tol=cfg.pixel_tol,
-                           autocast=autocast(device, bf16))
+                           autocast=precision)
             row.update({f"val/{k}": v for k, v in val.items()})
             bad = [k for k, v in row.items() if not math.isfinite(v)]
             if bad:
@@ -93,15 +94,15 @@ def train(cfg: TrainConfig, data: Splits, tracker: Tracker, on_epoch: EpochHook 
                 on_epoch(epoch, row)
         if not validation_only:
             result.test = evaluate(model, splits.test, binarize=cfg.binarize, pixel_tol=cfg.pixel_tol,
-                                   autocast=autocast(device, bf16))
+                                   autocast=precision)
         result.seconds = time.perf_counter() - started
         tracker.log_metrics({**{f"test/{k}": v for k, v in result.test.items()},
                              "train_seconds": result.seconds})
         if log_artifacts and validation_only:
-            artifacts.log_trial_artifacts(model, splits.val, result.history, tracker, cfg, autocast(device, bf16))
+            artifacts.log_trial_artifacts(model, splits.val, result.history, tracker, cfg, precision)
         elif log_artifacts:
-            artifacts.log_run_artifacts(model, splits, result.history, tracker, cfg, autocast(device, bf16))
-            result.test.update(analyse(model, splits, cfg, tracker, autocast(device, bf16)))
+            artifacts.log_run_artifacts(model, splits, result.history, tracker, cfg, precision)
+            result.test.update(analyse(model, splits, cfg, tracker, precision))
             tracker.log_model(model.cpu())
     return result
 

@@ -95,20 +95,9 @@ class TrialTracker:
                 raise
             self.inner.set_tags({"optuna_state": "COMPLETE"})
 
-    def log_metrics(self, metrics, step=None):
-        self.inner.log_metrics(metrics, step)
-
-    def set_tags(self, tags):
-        self.inner.set_tags(tags)
-
-    def log_figure(self, figure, path):
-        self.inner.log_figure(figure, path)
-
-    def log_dict(self, data, path):
-        self.inner.log_dict(data, path)
-
-    def log_model(self, model):
-        self.inner.log_model(model)
+    def __getattr__(self, name):
+        # everything else (metrics, tags, figures, dicts, the model) goes to the child run as is
+        return getattr(self.inner, name)
 
 
 def run_trial(trial: optuna.Trial, spec: StudySpec, splits: Splits, tracker: Tracker, parent_id: str) -> float:
