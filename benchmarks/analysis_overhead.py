@@ -25,7 +25,7 @@ from aevae import data
 from aevae.analysis import classifier
 from aevae.config import TrainConfig, parse_value, with_overrides
 from aevae.tracking import MlflowTracker
-from aevae.train import train
+from aevae.training.loop import train
 
 PARTS = ("codes", "figures", "tsne", "probe", "sample_quality", "nll")
 FINDINGS = ("active_units", "probe_acc", "frechet", "frechet_fitted", "frechet_recon",

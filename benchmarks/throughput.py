@@ -1,6 +1,6 @@
 """Training throughput per architecture in fp32 and bf16 autocast, measured in one run.
 
-This is the measurement behind precision 'auto' (aevae/runtime.py: bf16 autocast on a
+This is the measurement behind precision 'auto' (aevae/training/runtime.py: bf16 autocast on a
 bf16-capable CPU). It trains through the real `train` function (no tracking, no
 artifacts) and reports the median seconds per epoch after a warm-up epoch.
 
@@ -18,7 +18,7 @@ import pandas as pd
 from aevae import data
 from aevae.config import TrainConfig
 from aevae.tracking import MemoryTracker
-from aevae.train import train
+from aevae.training.loop import train
 
 
 def main() -> None:

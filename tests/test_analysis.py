@@ -19,10 +19,10 @@ from aevae.analysis.probe import probe_accuracy
 from aevae.analysis.quality import confident_share, feature_stats, frechet_distance
 from aevae.config import TrainConfig, resolve, validate
 from aevae.errors import ConfigError
-from aevae.metrics import evaluate
+from aevae.training.evaluate import evaluate
 from aevae.models import build
 from aevae.tracking import MemoryTracker, MlflowTracker
-from aevae.train import train
+from aevae.training.loop import train
 from conftest import REAL_DATA
 
 TINY = TrainConfig(epochs=1, batch_size=50, val_size=100, hidden_dim=32, latent_dim=6, lr=3e-3,

@@ -12,12 +12,12 @@ from pathlib import Path
 import mlflow
 import optuna
 
-from aevae import claims
-from aevae.bench import tuned_lookup
+from aevae.bench import claims
+from aevae.bench.run import tuned_lookup
 from aevae.cli import main
-from aevae.grid import expand, load_grid, select
-from aevae.runner import bench_tags
-from aevae.study_storage import open_storage
+from aevae.bench.grid import expand, load_grid, select
+from aevae.bench.runner import bench_tags
+from aevae.tune.storage import open_storage
 from aevae.tracking import ensure_experiment
 
 RUNNER = Path(__file__).with_name("bench_runner.py")

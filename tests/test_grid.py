@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from aevae.errors import ConfigError
-from aevae.grid import expand, format_value, load_grid, parse_grid, select
+from aevae.bench.grid import expand, format_value, load_grid, parse_grid, select
 
 
 def grid_file(tmp_path, text: str, name: str = "g"):

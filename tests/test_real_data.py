@@ -8,7 +8,7 @@ from conftest import REAL_DATA
 from aevae import data
 from aevae.config import TrainConfig
 from aevae.tracking import MemoryTracker
-from aevae.train import train
+from aevae.training.loop import train
 
 pytestmark = [
     pytest.mark.slow,

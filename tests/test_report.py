@@ -13,7 +13,7 @@ from aevae.cli import main
 from aevae.report import build_report
 from aevae.report.display import mean_std
 from aevae.report import runs
-from aevae.report.runs import load_grid
+from aevae.report.runs import load_grid_runs
 
 CURVES = {"train/loss": [90, 70, 60], "val/loss": [95, 75, 66], "train/kl": [5, 9, 11],
           "val/kl": [6, 9, 10], "val/recon_mse": [0.05, 0.03, 0.02]}
@@ -143,7 +143,7 @@ def test_repeated_stale_and_foreign_runs_leave_one_run_per_slot(store_uri):
     store.run("ae/mlp/mnist", 0, test=finished_metrics(0.5), config_hash="old")
     store.run("vae/conv/mnist", 0, test=finished_metrics(0.5))
     store.client.create_run(store.experiment_id, tags={"grid": "lab"})  # a grid's parent run
-    grid = load_grid(store.client, "lab", store_uri)
+    grid = load_grid_runs(store.client, "lab", store_uri)
     assert list(grid.slots["run_id"]) == [kept]
     notes = " ".join(grid.notes)
     for expected in ("1 run(s) without model/arch/dataset tags", "2 repeated run(s)",
@@ -158,7 +158,7 @@ def test_runs_without_cell_tags_are_grouped_by_the_config_fields_that_vary(store
         for seed in (0, 1):
             store.run(None, seed, test=finished_metrics(lr), params={
                 "model": "vae", "arch": "mlp", "dataset": "mnist", "lr": lr, "epochs": 2})
-    grid = load_grid(store.client, "aevae", store_uri)
+    grid = load_grid_runs(store.client, "aevae", store_uri)
     assert sorted(grid.slots["cell"].unique()) == ["vae/mlp/mnist/lr=0.001", "vae/mlp/mnist/lr=0.01"]
     assert grid.extra_axes == ["lr"] and len(grid.finished) == 4
 
@@ -208,6 +208,6 @@ def test_missing_store_experiment_or_runs_is_one_clear_line(setup, message, requ
 def test_report_never_imports_the_training_code():
     code = ("import sys, aevae.report, aevae.commands.report; "
             "bad = [m for m in sys.modules if m.split('.')[0] == 'torch' "
-            "or m in ('aevae.train', 'aevae.models', 'aevae.data')]; print(bad)")
+            "or m in ('aevae.training.loop', 'aevae.models', 'aevae.data')]; print(bad)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

@@ -7,7 +7,7 @@ import pytest
 
 from aevae.config import TrainConfig
 from aevae.errors import ConfigError
-from aevae.search_space import all_studies, find_study, suggest
+from aevae.tune.space import all_studies, find_study, suggest
 
 REPO_STUDIES = Path(__file__).resolve().parents[1] / "studies"
 

@@ -9,7 +9,7 @@ from aevae import data
 from aevae.config import TrainConfig
 from aevae.errors import TrainingFailed
 from aevae.tracking import MemoryTracker, MlflowTracker
-from aevae.train import train
+from aevae.training.loop import train
 
 SMOKE = TrainConfig(epochs=3, batch_size=50, val_size=100, hidden_dim=64, latent_dim=8, lr=3e-3)
 
@@ -111,7 +111,7 @@ def test_mlflow_run_that_fails_ends_failed_with_reason(data_root, tracking_uri):
 
 
 def test_dynamic_binarization_trains_on_binary_pixels(data_root):
-    from aevae.metrics import eval_batches
+    from aevae.training.evaluate import eval_batches
 
     cfg = dataclasses.replace(SMOKE, binarize=True, epochs=2)
     splits = load(cfg)

@@ -13,11 +13,11 @@ from optuna.trial import TrialState
 
 from aevae import data
 from aevae.cli import main
-from aevae.search_space import find_study
-from aevae.study_storage import StorageError, open_storage
+from aevae.tune.space import find_study
+from aevae.tune.storage import StorageError, open_storage
 from aevae.tracking import MemoryTracker
-from aevae.train import train
-from aevae.tune import open_study, run_study, tuned_overrides
+from aevae.training.loop import train
+from aevae.tune.study import open_study, run_study, tuned_overrides
 
 TINY_SET = """
 trials = 3

@@ -14,7 +14,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from aevae.study_storage import open_storage
+from aevae.tune.storage import open_storage
 from aevae.tracking import ensure_experiment
 
 from test_tune import TINY_SET

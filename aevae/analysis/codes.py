@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from aevae.data import ImageSet
-from aevae.metrics import eval_batches
+from aevae.training.evaluate import eval_batches
 
 DECODE_BATCH = 1000
 # Keeps the Cholesky factor of a fitted covariance defined when a code dimension is dead.

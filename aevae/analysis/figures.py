@@ -14,8 +14,8 @@ import seaborn as sns  # noqa: E402
 import torch  # noqa: E402
 
 from aevae.analysis.codes import Gaussian, decode  # noqa: E402
-from aevae.artifacts import grid_figure  # noqa: E402
-from aevae.metrics import ACTIVE_UNIT_THRESHOLD  # noqa: E402
+from aevae.training.run_figures import grid_figure  # noqa: E402
+from aevae.training.evaluate import ACTIVE_UNIT_THRESHOLD  # noqa: E402
 
 MANIFOLD_SIDE = 15
 # The manifold grid spans these quantiles of each marginal, as in Kingma & Welling's figure.

@@ -32,7 +32,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aevae.bench import run_grid
+    from aevae.bench.run import run_grid
 
     summary = run_grid(args.grid, only=args.only, force=args.force, workers=args.workers,
                        tuned=args.tuned, storage=args.storage, data_dir=args.data_dir,

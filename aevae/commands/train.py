@@ -17,7 +17,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from aevae import data
-    from aevae.train import train
+    from aevae.training.loop import train
     from aevae.tracking import MlflowTracker
 
     cfg = config_from_args(args)

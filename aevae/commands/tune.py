@@ -7,8 +7,8 @@ import signal
 
 from aevae.commands.options import add_store_options
 from aevae.errors import ConfigError
-from aevae.search_space import DEFAULT_STUDIES_DIR, PRUNERS
-from aevae.study_storage import DEFAULT_STORAGE
+from aevae.tune.space import DEFAULT_STUDIES_DIR, PRUNERS
+from aevae.tune.storage import DEFAULT_STORAGE
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -38,10 +38,10 @@ def _interrupt(signum, frame):
 
 
 def run(args: argparse.Namespace) -> int:
-    from aevae.search_space import find_study
-    from aevae.study_storage import describe_storage
+    from aevae.tune.space import find_study
+    from aevae.tune.storage import describe_storage
     from aevae.tracking import default_tracking_uri
-    from aevae.tune import run_study
+    from aevae.tune.study import run_study
 
     if args.trials is not None and args.trials < 1:
         raise ConfigError("--trials must be at least 1.")

@@ -1,6 +1,6 @@
 """`aevae report`: RESULTS.md and figures for a grid, read from MLflow only.
 
-The report never imports the training code (aevae.train, aevae.models, aevae.data, torch):
+The report never imports the training code (aevae.training.loop, aevae.models, aevae.data, torch):
 it reads what was tracked, so it runs against a tracking server and over runs that older
 versions logged. One `search_runs` brings every run's final metrics; per-run requests (metric
 histories, figure artifacts) are made only for the few runs a figure shows.
@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aevae.report import compare, fetch, figures, markdown, panels, tables
+from aevae.report import compare, downloads, markdown, panels, plots, tables
 from aevae.report.display import in_cell_order
-from aevae.report.runs import Grid, ReportError, check_store, load_grid
+from aevae.report.runs import GridRuns, ReportError, check_store, load_grid_runs
 
 RESULTS_DIR = Path("benchmarks") / "results"
 RESULTS_FILE = "RESULTS.md"
@@ -31,7 +31,7 @@ OWN_FIGURES = ("metrics-*.png", "curves-*.png", "panels-*.png", "beta-*.png", "r
 @dataclass
 class Report:
     path: Path
-    grid: Grid
+    grid: GridRuns
     figures: list[Path]
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -65,24 +65,24 @@ def open_store(tracking_uri: str):
     return client
 
 
-def draw_figures(client, grid: Grid, folder: Path, curve_seeds: int, seconds: dict) -> tuple[dict, list[str], int]:
+def draw_figures(client, grid: GridRuns, folder: Path, curve_seeds: int, seconds: dict) -> tuple[dict, list[str], int]:
     """Every figure by kind, notes on missing figure artifacts, and the seeds per curve."""
     started = time.perf_counter()
     finished = in_cell_order(grid.finished, grid.slots, grid.extra_axes)
     curve_seeds = max(1, min(curve_seeds, CURVE_RUNS // max(1, finished["cell"].nunique())))
-    curve_runs = fetch.representatives(finished, curve_seeds)
-    history = fetch.histories(client, list(curve_runs["run_id"]))
-    shown = fetch.representatives(finished, 1)
+    curve_runs = downloads.representatives(finished, curve_seeds)
+    history = downloads.histories(client, list(curve_runs["run_id"]))
+    shown = downloads.representatives(finished, 1)
     representative = dict(zip(shown["cell"], shown["run_id"]))
     with tempfile.TemporaryDirectory() as scratch:
-        downloaded = fetch.download_figures(client, list(representative.values()), Path(scratch))
+        downloaded = downloads.download_figures(client, list(representative.values()), Path(scratch))
         seconds["fetch"] = time.perf_counter() - started
         started = time.perf_counter()
         pairs = compare.pairs(grid)
         drawn = {
-            "metrics": figures.metric_bars(finished, grid.extra_axes, folder),
-            "rate_distortion": [p for p in [figures.rate_distortion(finished, folder)] if p],
-            "curves": figures.curves(history, curve_runs, grid.extra_axes, folder),
+            "metrics": plots.metric_bars(finished, grid.extra_axes, folder),
+            "rate_distortion": [p for p in [plots.rate_distortion(finished, folder)] if p],
+            "curves": plots.curves(history, curve_runs, grid.extra_axes, folder),
             "panels": panels.ae_vae_panels(pairs, representative, downloaded, grid.extra_axes, folder),
             "beta": panels.beta_panels(grid.slots, representative, downloaded, folder),
         }
@@ -94,7 +94,7 @@ def missing_figures(representative: dict[str, str], downloaded: dict[str, dict])
     """A note for each shown run that lacks a figure artifact (its tile is left blank)."""
     notes = []
     for cell, run_id in representative.items():
-        lacking = [f"figures/{name}.png" for name in fetch.FIGURES if name not in downloaded.get(run_id, {})]
+        lacking = [f"figures/{name}.png" for name in downloads.FIGURES if name not in downloaded.get(run_id, {})]
         if lacking:
             notes.append(f"Run `{run_id}` ({cell}) has no {', '.join(lacking)}; its tiles are blank.")
     return notes
@@ -111,9 +111,9 @@ def build_report(target: str = "lab", out_dir: str | Path | None = None, trackin
     tracking_uri = tracking_uri or default_tracking_uri()
     check_store(tracking_uri)  # before the client, which would create an empty store
     client = open_store(tracking_uri)
-    grid = load_grid(client, target, tracking_uri)
+    grid = load_grid_runs(client, target, tracking_uri)
     seconds["read"] = time.perf_counter() - started
-    folder = Path(out_dir) if out_dir else RESULTS_DIR / figures.slug(grid.experiment.grid)
+    folder = Path(out_dir) if out_dir else RESULTS_DIR / plots.slug(grid.experiment.grid)
     folder.mkdir(parents=True, exist_ok=True)
     for pattern in OWN_FIGURES:
         for old in folder.glob(pattern):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from aevae.report.display import MISSING, dataset_title, arch_title, group_label, number, ordered_cells
-from aevae.report.runs import Grid
+from aevae.report.runs import GridRuns
 
 # Shown as "AE -> VAE" when some run logged them: sample quality and latent structure.
 SIDE_BY_SIDE = (
@@ -42,7 +42,7 @@ def within_noise(a: Stat, b: Stat) -> bool:
     return a.n > 1 and b.n > 1 and abs(a.mean - b.mean) <= a.std + b.std
 
 
-def pairs(grid: Grid) -> list[tuple[pd.Series, pd.Series]]:
+def pairs(grid: GridRuns) -> list[tuple[pd.Series, pd.Series]]:
     """(AE cell, VAE cell) of the same dataset and arch, and the same extra axes where the AE
     cell has them (an AE cell without beta pairs with every beta of the VAE); in cell order.
     A cell with no counterpart in the grid (a VAE-only beta grid) has nothing to compare."""
@@ -98,7 +98,7 @@ def side(stat_ae: Stat | None, stat_vae: Stat | None) -> str:
     return MISSING if stat_ae is None and stat_vae is None else f"{shown[0]} → {shown[1]}"
 
 
-def comparison(grid: Grid) -> pd.DataFrame:
+def comparison(grid: GridRuns) -> pd.DataFrame:
     """The AE-vs-VAE table: one row per dataset × arch (× extra axes), means over seeds."""
     finished = grid.finished
     rows = []

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from aevae.report.runs import Grid
+from aevae.report.runs import GridRuns
 from aevae.report.tables import to_markdown
 
 UNITS = (
@@ -39,7 +39,7 @@ class Sections:
     curve_seeds: int = 3
 
 
-def counts_line(grid: Grid) -> str:
+def counts_line(grid: GridRuns) -> str:
     states = grid.slots["status"].value_counts()
     finished = int(states.get("FINISHED", 0))
     others = ", ".join(f"{n} {s.lower()}" for s, n in states.items() if s != "FINISHED")
@@ -48,7 +48,7 @@ def counts_line(grid: Grid) -> str:
     return line + (f"; {others} (see [Not in the tables](#not-in-the-tables))." if others else ".")
 
 
-def axes_line(grid: Grid) -> str:
+def axes_line(grid: GridRuns) -> str:
     if not grid.axes:
         return ""
     shown = "; ".join(f"{k} = {', '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in grid.axes.items())
@@ -62,7 +62,7 @@ def figure_block(title: str, paths: list[Path], caption: str, folder: Path) -> s
     return f"### {title}\n\n{caption}\n\n{images}\n\n"
 
 
-def render(grid: Grid, sections: Sections, folder: Path) -> str:
+def render(grid: GridRuns, sections: Sections, folder: Path) -> str:
     experiment = grid.experiment
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     figures = sections.figures

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from aevae.report.display import group_label, sortable  # noqa: E402
-from aevae.report.figures import save, slug  # noqa: E402
+from aevae.report.plots import save, slug  # noqa: E402
 
 ROW_TITLES = {"reconstructions": "test images and reconstructions", "prior_samples": "samples from N(0, I)",
               "latent": "latent means"}

@@ -48,7 +48,7 @@ class Experiment:
 
 
 @dataclass
-class Grid:
+class GridRuns:
     """One row per (cell, seed) slot in `slots`: the run that stands for it, or NOT RUN.
 
     Columns: cell, seed, model, arch, dataset, one per extra axis (e.g. beta), status,
@@ -262,7 +262,7 @@ def extra_axes_of(slots: pd.DataFrame) -> list[str]:
     return sorted({k for cell in slots["cell"] for k in parse_cell(cell)} - set(KEY_AXES))
 
 
-def load_grid(client, target: str, tracking_uri: str) -> Grid:
+def load_grid_runs(client, target: str, tracking_uri: str) -> GridRuns:
     """Everything the report shows, read from MLflow in one search."""
     experiment = find_experiment(client, target, tracking_uri)
     notes: list[str] = []
@@ -282,4 +282,4 @@ def load_grid(client, target: str, tracking_uri: str) -> Grid:
         slots[column] = parsed[column]
     slots["reason"] = describe_states(slots)
     axes = grid_axes(experiment)
-    return Grid(experiment, slots, extra_axes_of(slots), axes, notes)
+    return GridRuns(experiment, slots, extra_axes_of(slots), axes, notes)

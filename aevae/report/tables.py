@@ -9,7 +9,7 @@ from aevae.report.display import (
     COSTS, METRICS, MISSING, REQUIRED, arch_title, dataset_title, in_cell_order, markdown_text,
     mean_std, model_title, ordered_cells, run_link,
 )
-from aevae.report.runs import Grid
+from aevae.report.runs import GridRuns
 
 REASON_CHARS = 300
 LINKS_PER_ROW = 5
@@ -46,7 +46,7 @@ def run_links(ui_url: str | None, experiment_id: str, run_ids: list[str]) -> str
     return (shown + (f" +{more} more" if more > 0 else "")) or MISSING
 
 
-def headline(grid: Grid, ui_url: str | None) -> pd.DataFrame:
+def headline(grid: GridRuns, ui_url: str | None) -> pd.DataFrame:
     """One row per cell: mean ± std over the seeds that finished, the seed count, links."""
     finished = grid.finished
     columns = present((*METRICS, *COSTS), finished)
@@ -67,7 +67,7 @@ def headline(grid: Grid, ui_url: str | None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def problems(grid: Grid, ui_url: str | None) -> pd.DataFrame:
+def problems(grid: GridRuns, ui_url: str | None) -> pd.DataFrame:
     """Every (cell, seed) without a finished run, with its state and the reason."""
     missing = in_cell_order(grid.slots[grid.slots["status"] != "FINISHED"], grid.slots, grid.extra_axes)
     return pd.DataFrame({
@@ -79,7 +79,7 @@ def problems(grid: Grid, ui_url: str | None) -> pd.DataFrame:
     })
 
 
-def gaps(grid: Grid, ui_url: str | None) -> pd.DataFrame:
+def gaps(grid: GridRuns, ui_url: str | None) -> pd.DataFrame:
     """Finished runs that lack a metric this version logs (older or interrupted logging)."""
     rows = []
     for _, run in in_cell_order(grid.finished, grid.slots, grid.extra_axes).iterrows():
@@ -91,7 +91,7 @@ def gaps(grid: Grid, ui_url: str | None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["cell", "seed", "missing", "run"])
 
 
-def all_runs(grid: Grid, ui_url: str | None) -> pd.DataFrame:
+def all_runs(grid: GridRuns, ui_url: str | None) -> pd.DataFrame:
     """Every slot with its full run id, so any number can be traced to its run."""
     slots = in_cell_order(grid.slots, grid.slots, grid.extra_axes)
     return pd.DataFrame({
@@ -104,7 +104,7 @@ def all_runs(grid: Grid, ui_url: str | None) -> pd.DataFrame:
     })
 
 
-def shared_settings(grid: Grid) -> dict[str, str]:
+def shared_settings(grid: GridRuns) -> dict[str, str]:
     """Config fields with one value over every finished run (the rest vary by cell)."""
     finished = grid.finished
     skip = {"model", "arch", "dataset", "seed", *grid.extra_axes}
@@ -117,7 +117,7 @@ def shared_settings(grid: Grid) -> dict[str, str]:
     return shared
 
 
-def provenance(grid: Grid) -> list[str]:
+def provenance(grid: GridRuns) -> list[str]:
     """Which code, libraries and hardware produced the finished runs."""
     finished = grid.finished
     lines = []

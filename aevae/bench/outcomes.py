@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from aevae.grid import Cell
+from aevae.bench.grid import Cell
 
 # done: trained now; skipped: a finished run existed; failed: its run ended FAILED (or never
 # started training); busy: another worker holds it; interrupted: Ctrl-C; not run: never started
@@ -55,7 +55,7 @@ def duration(seconds: float) -> str:
 
 
 @dataclass
-class Summary:
+class GridSummary:
     grid: str
     outcomes: list[Outcome]
     wall_seconds: float

@@ -21,17 +21,18 @@ import torch
 from mlflow import MlflowClient
 from mlflow.entities import Param
 
-from aevae import claims, data
+from aevae import data
+from aevae.bench import claims
 from aevae.config import TrainConfig, to_dict
 from aevae.errors import AevaeError
-from aevae.grid import Cell
-from aevae.outcomes import Outcome
-from aevae.runtime import git_state
+from aevae.bench.grid import Cell
+from aevae.bench.outcomes import Outcome
+from aevae.training.runtime import git_state
 from aevae.tracking import FAILURE_TAG, MlflowTracker, end_status, failure_reason
-from aevae.train import run_tags, train
+from aevae.training.loop import run_tags, train
 
 EXPECTED_FAILURES = (AevaeError, MemoryError, torch.OutOfMemoryError)  # one line, no traceback
-Report = Callable[[Outcome], None]
+OnOutcome = Callable[[Outcome], None]
 
 
 @dataclass(frozen=True)
@@ -170,7 +171,7 @@ def threads_per_worker(workers: int) -> int:
     return max(1, cores // workers)
 
 
-def run_serial(cells: list[Cell], ctx: BenchContext, report: Report) -> None:
+def run_serial(cells: list[Cell], ctx: BenchContext, report: OnOutcome) -> None:
     cache = DataCache()
     for cell in cells:
         try:
@@ -181,7 +182,7 @@ def run_serial(cells: list[Cell], ctx: BenchContext, report: Report) -> None:
         report(outcome)
 
 
-def run_pool(cells: list[Cell], ctx: BenchContext, workers: int, report: Report) -> None:
+def run_pool(cells: list[Cell], ctx: BenchContext, workers: int, report: OnOutcome) -> None:
     """Cells in `workers` spawned processes, each with its share of the cores (torch
     otherwise starts one thread per core in every process, and N workers oversubscribe)."""
     pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,

@@ -11,14 +11,14 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from aevae import artifacts
+from aevae.training import run_figures
 from aevae.analysis import analyse
 from aevae.config import TrainConfig, config_hash, resolve, to_dict
 from aevae.data import Splits
 from aevae.errors import ConfigError, TrainingFailed
-from aevae.metrics import evaluate
+from aevae.training.evaluate import evaluate
 from aevae.models import build
-from aevae.runtime import autocast, environment_tags, pick_device, uses_bf16
+from aevae.training.runtime import autocast, environment_tags, pick_device, uses_bf16
 from aevae.tracking import Tracker
 
 EpochHook = Callable[[int, dict[str, float]], None]
@@ -99,9 +99,9 @@ def train(cfg: TrainConfig, data: Splits, tracker: Tracker, on_epoch: EpochHook 
         tracker.log_metrics({**{f"test/{k}": v for k, v in result.test.items()},
                              "train_seconds": result.seconds})
         if log_artifacts and validation_only:
-            artifacts.log_trial_artifacts(model, splits.val, result.history, tracker, cfg, precision)
+            run_figures.log_trial_artifacts(model, splits.val, result.history, tracker, cfg, precision)
         elif log_artifacts:
-            artifacts.log_run_artifacts(model, splits, result.history, tracker, cfg, precision)
+            run_figures.log_run_artifacts(model, splits, result.history, tracker, cfg, precision)
             result.test.update(analyse(model, splits, cfg, tracker, precision))
             tracker.log_model(model.cpu())
     return result

@@ -14,7 +14,7 @@ import torch  # noqa: E402
 
 from aevae.config import TrainConfig  # noqa: E402
 from aevae.data import ImageSet, Splits  # noqa: E402
-from aevae.metrics import eval_batches  # noqa: E402
+from aevae.training.evaluate import eval_batches  # noqa: E402
 
 SAMPLE_SEED = 0
 LATENT_POINTS = 2000

@@ -3,7 +3,7 @@
 One MLflow experiment per grid (`bench/<grid>`). A cell whose FINISHED run (same grid, same
 config hash) exists is skipped, so a grid that was interrupted, by Ctrl-C, kill -9 or a
 restart, is finished by running it again. Cells are claimed in MLflow before they train
-(see aevae.claims), so workers, in one command or several, never train a cell twice. A cell
+(see aevae.bench.claims), so workers, in one command or several, never train a cell twice. A cell
 that fails (a diverging loss, no memory, a dataset that cannot be had) ends its run FAILED
 with the reason and the grid goes on; the exit status says whether any failed.
 """
@@ -18,11 +18,11 @@ from pathlib import Path
 from mlflow import MlflowClient
 from tqdm.auto import tqdm
 
-from aevae import claims
+from aevae.bench import claims
 from aevae.errors import ConfigError
-from aevae.grid import Cell, Grid, expand, load_grid, select
-from aevae.outcomes import Outcome, Summary
-from aevae.runner import BenchContext, run_pool, run_serial, threads_per_worker
+from aevae.bench.grid import Cell, Grid, expand, load_grid, select
+from aevae.bench.outcomes import Outcome, GridSummary
+from aevae.bench.runner import BenchContext, run_pool, run_serial, threads_per_worker
 from aevae.tracking import artifact_root, default_tracking_uri, ensure_experiment
 
 DEFAULT_GRID = "lab"
@@ -50,8 +50,8 @@ class Progress:
 
 
 def tuned_lookup(storage: str | None, missing: list[str]):
-    """`aevae.tune.tuned_overrides`, asked once per (model, arch, dataset)."""
-    from aevae.tune import tuned_overrides  # Optuna is loaded only when --tuned asks for it
+    """`aevae.tune.study.tuned_overrides`, asked once per (model, arch, dataset)."""
+    from aevae.tune.study import tuned_overrides  # Optuna is loaded only when --tuned asks for it
 
     @functools.cache
     def lookup(model: str, arch: str, dataset: str):
@@ -78,7 +78,7 @@ def describe(client, experiment_id: str, grid: Grid, cells: list[Cell]) -> None:
 def run_grid(ref: str = DEFAULT_GRID, *, only: list[str] = (), force: bool = False, workers: int = 1,
              tuned: bool = False, storage: str | None = None, data_dir: str | None = None,
              tracking_uri: str | None = None, log_artifacts: bool = True,
-             results_dir: str = RESULTS_DIR) -> Summary:
+             results_dir: str = RESULTS_DIR) -> GridSummary:
     """Run the grid's cells (those matching `only`), skipping finished ones unless `force`;
     print a line per cell and the summary; write the summary CSV; return the summary."""
     started = time.perf_counter()
@@ -109,11 +109,11 @@ def run_grid(ref: str = DEFAULT_GRID, *, only: list[str] = (), force: bool = Fal
             run_pool(todo, ctx, workers, progress)
     except KeyboardInterrupt:
         progress.bar.close()
-        _finish(grid, selected, skipped + progress.outcomes, started, results_dir)
+        write_summary(grid, selected, skipped + progress.outcomes, started, results_dir)
         raise
     progress.bar.close()
     claims.reap(client, ctx.experiment_id)  # a worker process that died mid-cell
-    return _finish(grid, selected, skipped + progress.outcomes, started, results_dir)
+    return write_summary(grid, selected, skipped + progress.outcomes, started, results_dir)
 
 
 def open_experiment(client, grid: Grid, cells: list[Cell], uri: str, data_dir: str | None,
@@ -131,11 +131,11 @@ def open_experiment(client, grid: Grid, cells: list[Cell], uri: str, data_dir: s
     return BenchContext(experiment, experiment_id, uri, data_dir, log_artifacts, since_ms)
 
 
-def _finish(grid: Grid, selected: list[Cell], outcomes: list[Outcome], started: float,
-            results_dir: str) -> Summary:
+def write_summary(grid: Grid, selected: list[Cell], outcomes: list[Outcome], started: float,
+            results_dir: str) -> GridSummary:
     by_cell = {o.cell: o for o in outcomes}
     ordered = [by_cell.get(c) or Outcome(c, "not run") for c in selected]
-    summary = Summary(grid.name, ordered, time.perf_counter() - started)
+    summary = GridSummary(grid.name, ordered, time.perf_counter() - started)
     path = Path(results_dir) / grid.name / "summary.csv"
     summary.write_csv(path)
     print()

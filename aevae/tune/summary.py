@@ -11,7 +11,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 
 @dataclass
-class Summary:
+class StudySummary:
     """Counts and values over every trial of the study (not only this invocation's)."""
 
     study_name: str
@@ -96,10 +96,10 @@ def _epochs(trial: FrozenTrial) -> tuple[int, int]:
 
 
 def summarize(study: optuna.Study, spec, *, new_trials: int, seconds: float,
-              retried: list[int]) -> Summary:
+              retried: list[int]) -> StudySummary:
     trials = study.get_trials(deepcopy=False)
     by_state = {state: [t for t in trials if t.state == state] for state in TrialState}
-    summary = Summary(
+    summary = StudySummary(
         study_name=study.study_name,
         objective=f"{study.user_attrs.get('objective_metric', '?')}: {study.user_attrs.get('objective', '')}",
         units=study.user_attrs.get("objective_units", ""), pruner=spec.pruner,

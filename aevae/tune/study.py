@@ -27,11 +27,11 @@ from aevae import data
 from aevae.config import parse_value
 from aevae.data import Splits
 from aevae.errors import TrainingFailed, unknown_name
-from aevae.search_space import PRUNERS, StudySpec, suggest, to_raw
-from aevae.study_storage import ABANDONED, DEFAULT_STORAGE, describe_storage, is_url, open_storage, recover_trials
+from aevae.tune.space import PRUNERS, StudySpec, suggest, to_raw
+from aevae.tune.storage import ABANDONED, DEFAULT_STORAGE, describe_storage, is_url, open_storage, recover_trials
 from aevae.tracking import MlflowTracker, Tracker, default_tracking_uri
-from aevae.train import train
-from aevae.tune_summary import Summary, summarize
+from aevae.training.loop import train
+from aevae.tune.summary import StudySummary, summarize
 
 BENCH_STUDY_SET = "lab"  # the set whose studies `aevae bench --tuned` reads
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -186,7 +186,7 @@ def parent_params(spec: StudySpec, target: int) -> dict[str, Any]:
 
 def run_study(spec: StudySpec, *, storage: str | None = None, tracking_uri: str | None = None,
               data_dir: str | None = None, trials: int | None = None, timeout: float | None = None,
-              pruner: str | None = None, seed: int | None = None) -> Summary:
+              pruner: str | None = None, seed: int | None = None) -> StudySummary:
     """Run `spec` until it holds `trials` finished (complete or pruned) trials, or `timeout`
     seconds pass; returns the whole study's summary. Another `pruner` than the study's own
     runs the study `<name>/pruner=<pruner>` instead."""

@@ -81,7 +81,7 @@ class Cell:
 def grid_folders() -> list[Path]:
     """Where grid names are looked up: ./benchmarks, then the checkout's benchmarks/."""
     here = Path("benchmarks").resolve()
-    shipped = Path(__file__).resolve().parent.parent / "benchmarks"
+    shipped = Path(__file__).resolve().parents[2] / "benchmarks"
     return [here] if here == shipped else [here, shipped]
 
 
