@@ -15,19 +15,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aevae.errors import ConfigError, unknown_name
+from aevae.registry import ARCH_TITLES, DATASET_INFO, MODEL_TITLES
 
 
 def _doc(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
 
 
+def _one_of(names) -> str:
+    """`'a', 'b' or 'c'`, for a help text that lists a registry's names."""
+    quoted = [f"'{name}'" for name in names]
+    return f"{', '.join(quoted[:-1])} or {quoted[-1]}" if len(quoted) > 1 else quoted[0]
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides a training run's numbers (paths and stores are not here)."""
 
-    model: str = _doc("vae", "Model family: 'ae' (plain autoencoder) or 'vae'.")
-    arch: str = _doc("mlp", "Encoder/decoder architecture: 'mlp' or 'conv'.")
-    dataset: str = _doc("mnist", "Dataset name: 'mnist', 'fashion_mnist' or 'cifar10'.")
+    model: str = _doc("vae", f"Model family: {_one_of(MODEL_TITLES)} ('ae' is the plain autoencoder).")
+    arch: str = _doc("mlp", f"Encoder/decoder architecture: {_one_of(ARCH_TITLES)}.")
+    dataset: str = _doc("mnist", f"Dataset name: {_one_of(DATASET_INFO)}.")
     latent_dim: int | None = _doc(
         None, "Latent size; None takes the dataset's default (20 for 28x28, 128 for 32x32)."
     )
@@ -164,14 +171,11 @@ def from_dict(values: dict[str, Any]) -> TrainConfig:
 
 
 def validate(cfg: TrainConfig) -> TrainConfig:
-    """Check names against the registries and numbers against their ranges; return `cfg`."""
-    from aevae.data import DATASETS
-    from aevae.models import ARCHS, MODELS
-
+    """Check names against the registry and numbers against their ranges; return `cfg`."""
     for kind, name, registry in (
-        ("model", cfg.model, MODELS),
-        ("arch", cfg.arch, ARCHS),
-        ("dataset", cfg.dataset, DATASETS),
+        ("model", cfg.model, MODEL_TITLES),
+        ("arch", cfg.arch, ARCH_TITLES),
+        ("dataset", cfg.dataset, DATASET_INFO),
     ):
         if name not in registry:
             raise unknown_name(kind, name, registry)
@@ -196,7 +200,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
          "frechet_samples must be 0 (off) or at least 2"),
         (cfg.nll_samples >= 0, "nll_samples must be 0 (off) or a positive count"),
         (cfg.nll_images >= 1, "nll_images must be at least 1"),
-        (not cfg.binarize or DATASETS[cfg.dataset].binary_ok,
+        (not cfg.binarize or DATASET_INFO[cfg.dataset].binary_ok,
          f"binarize applies to the MNIST family only, not to '{cfg.dataset}'"),
     ]
     for ok, message in checks:
@@ -208,11 +212,9 @@ def validate(cfg: TrainConfig) -> TrainConfig:
 def resolve(cfg: TrainConfig) -> TrainConfig:
     """Validate and fill the dataset-dependent defaults (latent size, reconstruction loss),
     so what is logged and hashed is the config that actually ran."""
-    from aevae.data import DATASETS
-
-    spec = DATASETS[validate(cfg).dataset]
+    info = DATASET_INFO[validate(cfg).dataset]
     return dataclasses.replace(
         cfg,
-        latent_dim=cfg.latent_dim or spec.default_latent,
-        recon_loss=cfg.recon_loss or spec.default_recon_loss,
+        latent_dim=cfg.latent_dim or info.default_latent,
+        recon_loss=cfg.recon_loss or info.default_recon_loss,
     )
