@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from aevae import data, models, registry
 
 
-def test_datasets_bind_exactly_the_registry_names():
+def test_datasets_bind_exactly_the_registry_names_with_its_facts():
     assert list(data.DATASETS) == list(registry.DATASET_INFO)
+    for name, spec in data.DATASETS.items():
+        facts = {f.name: getattr(spec, f.name) for f in dataclasses.fields(registry.DatasetInfo)}
+        assert registry.DatasetInfo(**facts) == registry.DATASET_INFO[name]
+        assert spec.name == name
 
 
 def test_models_and_archs_bind_exactly_the_registry_names():
     assert set(models.MODELS) == set(registry.MODEL_TITLES)
     assert set(models.ARCHS) == set(registry.ARCH_TITLES)
+

@@ -12,7 +12,7 @@ import sys
 
 import pooch
 
-from aevae.data.sources import RemoteFile
+from aevae.data.spec import RemoteFile
 from aevae.errors import DataError
 
 

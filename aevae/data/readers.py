@@ -15,7 +15,7 @@ import tarfile
 import numpy as np
 
 from aevae.data.fetch import ensure, verify
-from aevae.data.sources import DatasetSpec
+from aevae.data.spec import DatasetSpec
 from aevae.errors import DataError
 
 _IDX_UBYTE = 0x08

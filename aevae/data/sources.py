@@ -1,4 +1,5 @@
-"""Where each dataset's original files live, what their checksums are, and the registry.
+"""Where each dataset's original files live, what their checksums are, and the registry
+that binds each name of aevae.registry to its files and reader.
 
 The layout is torchvision's, so an existing torchvision data root works unchanged:
 `<root>/MNIST/raw/*.gz`, `<root>/FashionMNIST/raw/*.gz`, and for CIFAR-10 either
@@ -7,64 +8,21 @@ The layout is torchvision's, so an existing torchvision data root works unchange
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
-import numpy as np
-
-
-@dataclass(frozen=True)
-class RemoteFile:
-    """One original file and the md5 its publisher gives for it."""
-
-    name: str
-    md5: str
+from aevae.data.readers import read_cifar10, read_mnist_family
+from aevae.data.spec import DatasetSpec, RemoteFile
+from aevae.registry import DATASET_INFO
 
 
-@dataclass(frozen=True)
-class DatasetSpec:
-    """What aevae needs to know of a dataset; `read(spec, root)` returns uint8 arrays
-    (train_images [N,C,H,W], train_labels [N], test_images, test_labels)."""
+def _spec(name: str, folder: str, files: tuple[RemoteFile, ...], mirrors: tuple[str, ...],
+          read, archive: RemoteFile | None = None) -> DatasetSpec:
+    """The registry's facts of dataset `name`, with where its files are and how to read them."""
+    return DatasetSpec(**vars(DATASET_INFO[name]), folder=folder, files=files, mirrors=mirrors,
+                       read=read, archive=archive)
 
-    name: str
-    title: str
-    folder: str
-    files: tuple[RemoteFile, ...]
-    mirrors: tuple[str, ...]
-    shape: tuple[int, int, int]
-    classes: tuple[str, ...]
-    default_latent: int
-    default_recon_loss: str
-    binary_ok: bool
-    read: Callable[["DatasetSpec", str], tuple[np.ndarray, ...]]
-    archive: RemoteFile | None = None
-
-
-def _read_idx_family(spec: DatasetSpec, root: str):
-    from aevae.data.readers import read_mnist_family
-
-    return read_mnist_family(spec, root)
-
-
-def _read_cifar(spec: DatasetSpec, root: str):
-    from aevae.data.readers import read_cifar10
-
-    return read_cifar10(spec, root)
-
-
-_MNIST_CLASSES = tuple(str(d) for d in range(10))
-_FASHION_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)
-_CIFAR_CLASSES = (
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
-)
 
 DATASETS: dict[str, DatasetSpec] = {
-    "mnist": DatasetSpec(
-        name="mnist",
-        title="MNIST",
+    "mnist": _spec(
+        "mnist",
         folder="MNIST/raw",
         files=(
             RemoteFile("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
@@ -76,16 +34,10 @@ DATASETS: dict[str, DatasetSpec] = {
             "https://ossci-datasets.s3.amazonaws.com/mnist/",
             "http://yann.lecun.com/exdb/mnist/",
         ),
-        shape=(1, 28, 28),
-        classes=_MNIST_CLASSES,
-        default_latent=20,
-        default_recon_loss="bce",
-        binary_ok=True,
-        read=_read_idx_family,
+        read=read_mnist_family,
     ),
-    "fashion_mnist": DatasetSpec(
-        name="fashion_mnist",
-        title="Fashion-MNIST",
+    "fashion_mnist": _spec(
+        "fashion_mnist",
         folder="FashionMNIST/raw",
         files=(
             RemoteFile("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
@@ -94,16 +46,10 @@ DATASETS: dict[str, DatasetSpec] = {
             RemoteFile("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310"),
         ),
         mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
-        shape=(1, 28, 28),
-        classes=_FASHION_CLASSES,
-        default_latent=20,
-        default_recon_loss="bce",
-        binary_ok=True,
-        read=_read_idx_family,
+        read=read_mnist_family,
     ),
-    "cifar10": DatasetSpec(
-        name="cifar10",
-        title="CIFAR-10",
+    "cifar10": _spec(
+        "cifar10",
         folder="cifar-10-batches-py",
         files=(
             RemoteFile("data_batch_1", "c99cafc152244af753f735de768cd75f"),
@@ -115,11 +61,8 @@ DATASETS: dict[str, DatasetSpec] = {
         ),
         archive=RemoteFile("cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a"),
         mirrors=("https://www.cs.toronto.edu/~kriz/",),
-        shape=(3, 32, 32),
-        classes=_CIFAR_CLASSES,
-        default_latent=128,
-        default_recon_loss="mse",
-        binary_ok=False,
-        read=_read_cifar,
+        read=read_cifar10,
     ),
 }
+
+__all__ = ["DATASETS", "DatasetSpec", "RemoteFile"]
