@@ -7,10 +7,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-# The report may not import aevae.data (it pulls in torch), so the display names of the
-# registry's datasets are repeated here; an unknown name is shown as it is.
-DATASET_TITLES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
-ARCH_TITLES = {"mlp": "MLP", "conv": "conv"}
+from aevae.registry import ARCH_TITLES, DATASET_INFO, MODEL_TITLES
+
 MISSING = "—"
 
 
@@ -51,8 +49,9 @@ REQUIRED = ("test/loss", "test/recon_mse", "test/recon_bce", "test/kl", "test/pi
             "test/recon_acc_1mse", "test/active_units", "train_seconds")
 
 
+# Runs logged by another version may name what this registry does not know; they still show.
 def dataset_title(name: str) -> str:
-    return DATASET_TITLES.get(name, name)
+    return DATASET_INFO[name].title if name in DATASET_INFO else name
 
 
 def arch_title(name: str) -> str:
@@ -60,7 +59,7 @@ def arch_title(name: str) -> str:
 
 
 def model_title(name: str) -> str:
-    return str(name).upper()
+    return MODEL_TITLES.get(name, str(name).upper())
 
 
 def sortable(value) -> tuple:
@@ -82,7 +81,7 @@ def ordered_cells(slots: pd.DataFrame, extra_axes: list[str]) -> list[str]:
         return (known.index(name) if name in known else len(known), str(name))
 
     def key(row) -> tuple:
-        return (rank(row["dataset"], DATASET_TITLES), rank(row["arch"], ARCH_TITLES),
+        return (rank(row["dataset"], DATASET_INFO), rank(row["arch"], ARCH_TITLES),
                 tuple(sortable(row.get(a)) for a in extra_axes), str(row["model"]))
 
     return [row["cell"] for _, row in sorted(first.iterrows(), key=lambda item: key(item[1]))]
