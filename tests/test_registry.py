@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from aevae import data, models, registry
+from aevae.tune import defaults, space
 
 
 def test_datasets_bind_exactly_the_registry_names_with_its_facts():
@@ -19,3 +20,6 @@ def test_models_and_archs_bind_exactly_the_registry_names():
     assert set(models.MODELS) == set(registry.MODEL_TITLES)
     assert set(models.ARCHS) == set(registry.ARCH_TITLES)
 
+
+def test_the_command_line_offers_exactly_the_pruners_there_are():
+    assert set(defaults.PRUNER_NAMES) == set(space.PRUNERS)

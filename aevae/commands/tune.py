@@ -7,8 +7,7 @@ import signal
 
 from aevae.commands.options import add_store_options
 from aevae.errors import ConfigError
-from aevae.tune.space import DEFAULT_STUDIES_DIR, PRUNERS
-from aevae.tune.storage import DEFAULT_STORAGE
+from aevae.tune.defaults import DEFAULT_STORAGE, DEFAULT_STUDIES_DIR, PRUNER_NAMES
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +21,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--storage", default=None, metavar="URL",
                         help=f"Optuna storage: a journal file path or a database URL such as "
                              f"postgresql://user:password@host/db (default: {DEFAULT_STORAGE})")
-    parser.add_argument("--pruner", choices=sorted(PRUNERS), default=None,
+    parser.add_argument("--pruner", choices=sorted(PRUNER_NAMES), default=None,
                         help="another pruner than the study file's, run as the separate study "
                              "STUDY/pruner=NAME (to compare pruners on one cell)")
     parser.add_argument("--seed", type=int, default=None,

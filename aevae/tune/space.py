@@ -40,6 +40,8 @@ import optuna
 
 from aevae.config import FIELDS, TrainConfig, field_type, parse_value, resolve, validate, with_overrides
 from aevae.errors import ConfigError, unknown_name
+from aevae.registry import DATASET_INFO
+from aevae.tune.defaults import DEFAULT_STUDIES_DIR
 
 CELL_AXES = ("model", "arch", "dataset")
 
@@ -59,14 +61,14 @@ def _no_pruning(trials: int, epochs: int | None):
     return optuna.pruners.NopPruner()
 
 
-# name -> factory(trials the study aims for, epochs budget or None when epochs is searched)
+# name -> factory(trials the study aims for, epochs budget or None when epochs is searched);
+# the names are also in defaults.PRUNER_NAMES, for the command line.
 PRUNERS = {"median": _median, "hyperband": _hyperband, "none": _no_pruning}
 
 # Fields that would change what the objective measures (the split, its units, the seed
 # that a lucky draw would be chosen for) or only where it runs.
 NOT_SEARCHED = ("seed", "val_size", "subset", "recon_loss", "pixel_tol", "binarize", "precision", "device")
 SET_KEYS = {"description", "trials", "pruner", "seed", "cells", "fixed", "space", "rule"}
-DEFAULT_STUDIES_DIR = "studies"
 
 
 @dataclass(frozen=True)
@@ -207,10 +209,9 @@ def _study(set_name: str, doc: dict, cell: dict[str, str], where: str) -> StudyS
 def check_buildable(spec: StudySpec) -> None:
     """Build the model at every corner of the space, so a bad space (say, conv layers that do
     not divide the image) fails before the first trial rather than as a failed trial."""
-    from aevae.data import DATASETS
-    from aevae.models import build
+    from aevae.models import build  # torch, loaded only once a study is run
 
-    shape = DATASETS[spec.base.dataset].shape
+    shape = DATASET_INFO[spec.base.dataset].shape
     for param in spec.space:
         for value in (param.choices or (param.low, param.high)):
             build(spec.config({param.name: value}), shape)

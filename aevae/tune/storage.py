@@ -28,8 +28,8 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from aevae.errors import AevaeError
 from aevae.tracking import end_abandoned_run
+from aevae.tune.defaults import DEFAULT_STORAGE
 
-DEFAULT_STORAGE = "studies/optuna.log"
 HEARTBEAT_SECONDS = 60  # a beat a minute; a worker silent for three is taken for dead
 GRACE_SECONDS = 180
 ABANDONED = "abandoned"  # user attribute of a trial whose process died or was interrupted
