@@ -19,14 +19,12 @@ from mlflow import MlflowClient
 from tqdm.auto import tqdm
 
 from aevae.bench import claims
+from aevae.bench.defaults import DEFAULT_GRID, RESULTS_DIR
 from aevae.errors import ConfigError
 from aevae.bench.grid import Cell, Grid, expand, load_grid, select
 from aevae.bench.outcomes import Outcome, GridSummary
 from aevae.bench.runner import BenchContext, run_pool, run_serial, threads_per_worker
 from aevae.tracking import artifact_root, default_tracking_uri, ensure_experiment
-
-DEFAULT_GRID = "lab"
-RESULTS_DIR = "benchmarks/results"
 
 
 class Progress:

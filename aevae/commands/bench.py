@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from aevae.bench.defaults import DEFAULT_GRID, RESULTS_DIR
 from aevae.commands.options import add_store_options
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("grid", nargs="?", default="lab",
+    parser.add_argument("grid", nargs="?", default=DEFAULT_GRID,
                         help="grid name (a file in benchmarks/, e.g. lab, smoke, beta) or the path "
-                             "of a .toml grid file (default: lab)")
+                             f"of a .toml grid file (default: {DEFAULT_GRID})")
     parser.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
                         help="run only the cells whose config field KEY is VALUE; repeat a KEY to "
                              "allow several values (--only dataset=mnist --only dataset=fashion_mnist)")
@@ -25,9 +26,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="Optuna storage URL of the studies for --tuned (default: aevae tune's)")
     parser.add_argument("--no-artifacts", action="store_true",
                         help="skip the figures and the models (faster; metrics are still logged)")
-    parser.add_argument("--results-dir", default="benchmarks/results",
+    parser.add_argument("--results-dir", default=RESULTS_DIR,
                         help="where the summary table goes, as <dir>/<grid>/summary.csv "
-                             "(default: benchmarks/results)")
+                             f"(default: {RESULTS_DIR})")
     add_store_options(parser)
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from aevae.bench.defaults import DEFAULT_GRID, RESULTS_DIR
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("target", nargs="?", default="lab", metavar="GRID_OR_EXPERIMENT",
-                        help="a grid name (lab reads experiment bench/lab) or any experiment name (default: lab)")
+    parser.add_argument("target", nargs="?", default=DEFAULT_GRID, metavar="GRID_OR_EXPERIMENT",
+                        help="a grid name (lab reads experiment bench/lab) or any experiment name "
+                             f"(default: {DEFAULT_GRID})")
     parser.add_argument("--out", default=None, metavar="DIR",
-                        help="folder for RESULTS.md and the figures (default: benchmarks/results/<grid>/)")
+                        help=f"folder for RESULTS.md and the figures (default: {RESULTS_DIR}/<grid>/)")
     parser.add_argument("--tracking-uri", default=None,
                         help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db)")
     parser.add_argument("--ui-url", default=None, metavar="URL",

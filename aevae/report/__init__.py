@@ -13,11 +13,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aevae.bench.defaults import DEFAULT_GRID, RESULTS_DIR
 from aevae.report import compare, downloads, markdown, panels, plots, tables
 from aevae.report.display import in_cell_order
 from aevae.report.runs import GridRuns, ReportError, check_store, load_grid_runs
 
-RESULTS_DIR = Path("benchmarks") / "results"
 RESULTS_FILE = "RESULTS.md"
 CURVE_SEEDS = 3
 # Histories are one request per run and metric, so on big grids the curves show fewer seeds
@@ -100,7 +100,7 @@ def missing_figures(representative: dict[str, str], downloaded: dict[str, dict])
     return notes
 
 
-def build_report(target: str = "lab", out_dir: str | Path | None = None, tracking_uri: str | None = None,
+def build_report(target: str = DEFAULT_GRID, out_dir: str | Path | None = None, tracking_uri: str | None = None,
                  ui_url: str | None = None, curve_seeds: int = CURVE_SEEDS) -> Report:
     """Read grid (or experiment) `target` from MLflow; write RESULTS.md and PNGs into `out_dir`
     (default benchmarks/results/<grid>/)."""
@@ -113,7 +113,7 @@ def build_report(target: str = "lab", out_dir: str | Path | None = None, trackin
     client = open_store(tracking_uri)
     grid = load_grid_runs(client, target, tracking_uri)
     seconds["read"] = time.perf_counter() - started
-    folder = Path(out_dir) if out_dir else RESULTS_DIR / plots.slug(grid.experiment.grid)
+    folder = Path(out_dir) if out_dir else Path(RESULTS_DIR) / plots.slug(grid.experiment.grid)
     folder.mkdir(parents=True, exist_ok=True)
     for pattern in OWN_FIGURES:
         for old in folder.glob(pattern):
