@@ -2,7 +2,7 @@
 
 This is the measurement behind precision 'auto' (aevae/training/runtime.py: bf16 autocast on a
 bf16-capable CPU). It trains through the real `train` function (no tracking, no
-artifacts) and reports the median seconds per epoch after a warm-up epoch.
+artifacts, no analysis) and reports the median seconds per epoch after a warm-up epoch.
 
     .venv/bin/python benchmarks/throughput.py --dataset mnist --epochs 3
 """
@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None)
     args = parser.parse_args()
 
-    base = TrainConfig(dataset=args.dataset, epochs=args.epochs, subset=args.subset)
+    base = TrainConfig(dataset=args.dataset, epochs=args.epochs, subset=args.subset, analysis=False)
     splits = data.load(base.dataset, args.data_dir, base.val_size, base.subset)
     rows = []
     for model in ("ae", "vae"):

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aevae.data import DATASETS
+from aevae.data import DATASETS, DatasetSpec
 from aevae.data.sources import RemoteFile
 
 # A closed port on loopback: a download attempt fails at once, as it does offline.
@@ -83,14 +83,37 @@ def cifar_archive(blobs: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def register(monkeypatch, name: str, blobs: dict[str, bytes], archive: bytes | None = None) -> None:
-    """Make the registry expect these files' checksums, and download from nowhere."""
-    spec = DATASETS[name]
-    files = tuple(RemoteFile(f.name, md5(blobs[f.name])) for f in spec.files)
+def with_checksums_of(spec: DatasetSpec, blobs: dict[str, bytes], archive: bytes | None = None) -> DatasetSpec:
+    """The one place tests fake a registry entry: `spec` expecting the md5s of `blobs` (by file
+    name; a file not given expects no bytes, so it reads as missing) and of `archive`, and
+    downloading from a closed port, as offline."""
+    files = tuple(RemoteFile(f.name, md5(blobs.get(f.name, b""))) for f in spec.files)
     changes = {"files": files, "mirrors": UNREACHABLE}
     if archive is not None:
         changes["archive"] = RemoteFile(spec.archive.name, md5(archive))
-    monkeypatch.setitem(DATASETS, name, dataclasses.replace(spec, **changes))
+    return dataclasses.replace(spec, **changes)
+
+
+def files_under(root: Path, spec: DatasetSpec) -> dict[str, bytes]:
+    """The bytes of `spec`'s files found in its folder under `root`, by name."""
+    folder = Path(root) / spec.folder
+    return {f.name: (folder / f.name).read_bytes() for f in spec.files if (folder / f.name).is_file()}
+
+
+def register(monkeypatch, name: str, blobs: dict[str, bytes], archive: bytes | None = None) -> None:
+    """For this test only, make the registry expect these files' checksums."""
+    monkeypatch.setitem(DATASETS, name, with_checksums_of(DATASETS[name], blobs, archive))
+
+
+CLI_SUBPROCESS = Path(__file__).with_name("cli_subprocess.py")
+
+
+def cli_subprocess_env(**extra: str) -> dict[str, str]:
+    """The environment for `python CLI_SUBPROCESS ...`: this folder first on the path (for
+    conftest), then the caller's own PYTHONPATH, which may put a checkout's aevae ahead of
+    the installed one."""
+    path = os.pathsep.join(filter(None, [str(CLI_SUBPROCESS.parent), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path, **extra}
 
 
 @pytest.fixture

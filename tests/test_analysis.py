@@ -177,6 +177,41 @@ def test_each_part_switches_off_and_draws_are_seeded(data_root):
     assert not {f"figures/{name}.png" for name in ANALYSIS_FIGURES | {"latent_tsne"}} & artifacts
 
 
+def test_a_run_without_artifacts_measures_the_same_numbers_and_logs_no_file(data_root):
+    # --no-artifacts must not make `analysis=True` a false param: only the files go.
+    full, bare = MemoryTracker(), MemoryTracker()
+    with_files = train(TINY, load(), full)
+    without = train(TINY, load(), bare, log_artifacts=False)
+    assert {"probe_acc", "nll", *SAMPLE_METRICS} <= set(without.test)
+    assert without.test == with_files.test
+    assert set(bare.current["artifacts"]) == {"config.json"}
+    assert bare.current["params"]["analysis"] is True and "analysis_seconds" in bare.current["metrics"]
+    assert {"model", "latent_dims.json", "figures/latent.png"} <= set(full.current["artifacts"])
+
+
+def test_the_test_split_is_encoded_once_for_the_figures_and_the_analysis_both(data_root, monkeypatch):
+    import aevae.training.loop
+
+    splits = load()
+    whole_test = splits.test.floats(slice(None))
+    passes = []
+
+    def build_counting(cfg, shape):
+        model = build(cfg, shape)
+        model.encoder.register_forward_pre_hook(
+            lambda module, inputs: passes.append(torch.equal(inputs[0], whole_test)))
+        return model
+
+    def test_split_passes(cfg, log_artifacts: bool) -> int:
+        passes.clear()
+        train(cfg, splits, MemoryTracker(), log_artifacts=log_artifacts)
+        return sum(passes)
+
+    monkeypatch.setattr(aevae.training.loop, "build", build_counting)
+    metrics_only = test_split_passes(dataclasses.replace(TINY, analysis=False), log_artifacts=False)
+    assert test_split_passes(TINY, log_artifacts=True) == metrics_only + 1
+
+
 @pytest.mark.parametrize("field,value,message", [
     ("tsne_points", 5, "tsne_points must be 0 (off) or at least 10."),
     ("frechet_samples", 1, "frechet_samples must be 0 (off) or at least 2."),

@@ -19,8 +19,8 @@ from aevae.bench.grid import expand, load_grid, select
 from aevae.bench.runner import bench_tags
 from aevae.tune.storage import open_storage
 from aevae.tracking import ensure_experiment
+from conftest import CLI_SUBPROCESS, cli_subprocess_env
 
-RUNNER = Path(__file__).with_name("bench_runner.py")
 QUICK = ["--no-artifacts"]
 SMOKE_MNIST_MLP = ["smoke", "--only", "dataset=mnist", "--only", "arch=mlp", *QUICK]
 
@@ -54,7 +54,9 @@ def test_smoke_grid_runs_then_skips_then_force_reruns(data_root, tracking_uri, c
         tags = run.data.tags
         assert tags["grid"] == "smoke" and tags["seed"] == "0" and tags["git_commit"]
         assert tags["claim"] == "won" and run.data.params["subset"] == "256"
-        assert "test/loss" in run.data.metrics
+        # --no-artifacts: every metric the params promise (analysis=True), and no file but the config
+        assert {"test/loss", "test/probe_acc"} <= set(run.data.metrics) and run.data.params["analysis"] == "True"
+        assert [a.path for a in mlflow.MlflowClient(tracking_uri).list_artifacts(run.info.run_id)] == ["config.json"]
     experiment = mlflow.MlflowClient(tracking_uri).get_experiment_by_name("bench/smoke")
     expected = json.loads(experiment.tags["grid_cells"])
     assert len(expected) == 12 and {"cell", "seed", "config_hash"} == set(expected[0])
@@ -79,6 +81,7 @@ model = "ae"
 epochs = 2
 val_size = 100
 hidden_dim = 32
+analysis = false
 [axes]
 lr = [1e30, 1e-3]
 """)
@@ -125,27 +128,43 @@ def test_concurrent_claims_of_one_cell_have_one_winner(tracking_uri):
     assert live.info.run_id == next(c.run.info.run_id for c in results if c.status == "won")
 
 
-def start_runner(args, log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(RUNNER), *args], stdout=log.open("w"),
-                            stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(RUNNER.parent)})
+def start_runner(args, log: Path, hold: Path | None = None) -> subprocess.Popen:
+    """`aevae ARGS` in a subprocess (this checkout's aevae first on the path); with `hold`,
+    every run it trains waits after its first epoch until the file `hold` exists."""
+    env = cli_subprocess_env(**({"AEVAE_TEST_HOLD": str(hold)} if hold else {}))
+    return subprocess.Popen([sys.executable, str(CLI_SUBPROCESS), *args], stdout=log.open("w"),
+                            stderr=subprocess.STDOUT, env=env)
 
 
-def wait_for(condition, timeout: float, what: str):
+def wait_for(condition, timeout: float, what: str, process: subprocess.Popen, log: Path):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = condition()
         if found:
             return found
+        if process.poll() is not None:
+            raise AssertionError(f"the runner exited ({process.returncode}) before {what}:\n{log.read_text()}")
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def mid_training(tracking_uri, grid: str, count: int):
+    """The RUNNING runs that have logged an epoch, once there are `count` of them."""
+    client = mlflow.MlflowClient(tracking_uri)
+    if not client.get_experiment_by_name(f"bench/{grid}"):
+        return None
+    running = [r for r in runs(tracking_uri, grid, "RUNNING") if "val/loss" in r.data.metrics]
+    return running if len(running) >= count else None
+
+
+# Two epochs: a held runner (start_runner's hold) stops between them.
 TINY_GRID = """
 [base]
-epochs = 3
+epochs = 2
 val_size = 100
 hidden_dim = 32
 latent_dim = 4
+analysis = false
 [axes]
 model = ["ae", "vae"]
 dataset = ["mnist", "fashion_mnist"]
@@ -153,37 +172,38 @@ dataset = ["mnist", "fashion_mnist"]
 
 
 def test_a_two_worker_bench_and_another_bench_never_duplicate_a_cell(data_root, tracking_uri, tmp_path, capsys):
-    grid = write_grid(tmp_path, "shared", TINY_GRID)
+    grid, hold = write_grid(tmp_path, "shared", TINY_GRID), tmp_path / "go-on"
     log = tmp_path / "workers.log"
-    other = start_runner(["bench", grid, "--workers", "2", *QUICK], log)
+    other = start_runner(["bench", grid, "--workers", "2", *QUICK], log, hold)
     try:
-        wait_for(lambda: mlflow.MlflowClient(tracking_uri).get_experiment_by_name("bench/shared")
-                 and runs(tracking_uri, "shared"), 120, "the two-worker bench to claim a cell")
-        assert main(["bench", grid, *QUICK]) == 0
+        held = wait_for(lambda: mid_training(tracking_uri, "shared", 2), 120,
+                        "both workers in the middle of a cell", other, log)
+        assert main(["bench", grid, *QUICK]) == 0  # trains the other two cells, leaves the held ones
+        out = capsys.readouterr().out
+        assert "4 cells: 2 done, 0 failed, 2 busy" in out and "which is still running it" in out
+        hold.touch()
         assert other.wait(timeout=120) == 0, log.read_text()
     finally:
         other.kill()
     one_finished_run_per_cell(tracking_uri, "shared", 4)
     finished = runs(tracking_uri, "shared", "FINISHED")
-    assert len({r.data.tags["worker"] for r in finished}) >= 2
+    assert {r.info.run_id for r in held} <= {r.info.run_id for r in finished}
+    here = f"{socket.gethostname()}:{os.getpid()}"
+    by_workers = [r for r in finished if r.data.tags["worker"] != here]
+    assert len({r.data.tags["worker"] for r in by_workers}) == 2
+    assert len(finished) - len(by_workers) == 2
     # the two workers share the cores instead of each taking all of them
     share = str(max(1, len(os.sched_getaffinity(0)) // 2))
-    by_workers = [r for r in finished if r.data.tags["worker"] != f"{socket.gethostname()}:{os.getpid()}"]
-    assert by_workers and all(r.data.tags["torch_threads"] == share for r in by_workers)
+    assert all(r.data.tags["torch_threads"] == share for r in by_workers)
 
 
 def test_kill_9_mid_cell_then_rerun_leaves_one_finished_run_per_cell(data_root, tracking_uri, tmp_path, capsys):
-    # long enough (seconds per cell even in bf16) that the poll below sees a cell mid-training
-    grid = write_grid(tmp_path, "killed", TINY_GRID.replace("epochs = 3", "epochs = 60")
-                      .replace('model = ["ae", "vae"]', 'model = ["ae"]'))
+    grid = write_grid(tmp_path, "killed", TINY_GRID.replace('model = ["ae", "vae"]', 'model = ["ae"]'))
     log = tmp_path / "killed.log"
-    victim = start_runner(["bench", grid, *QUICK], log)
+    victim = start_runner(["bench", grid, *QUICK], log, hold=tmp_path / "never")
     try:
-        def mid_cell():
-            if not mlflow.MlflowClient(tracking_uri).get_experiment_by_name("bench/killed"):
-                return None
-            return [r for r in runs(tracking_uri, "killed", "RUNNING") if "val/loss" in r.data.metrics]
-        (running,) = wait_for(mid_cell, 120, "a cell in the middle of training")
+        (running,) = wait_for(lambda: mid_training(tracking_uri, "killed", 1), 120,
+                              "a cell in the middle of training", victim, log)
         victim.send_signal(signal.SIGKILL)
     finally:
         victim.kill()

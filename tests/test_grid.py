@@ -1,3 +1,4 @@
+import warnings
 from pathlib import Path
 
 import pytest
@@ -34,26 +35,60 @@ def test_smoke_and_beta_grids():
     assert load_grid("beta").axes_json()["seed"] == [0, 1]
 
 
-def test_when_rules_match_lists_and_apply_in_order(tmp_path):
-    grid = load_grid(str(grid_file(tmp_path, """
+RULES = """
 seeds = [3]
 [axes]
 dataset = ["mnist", "fashion_mnist", "cifar10"]
-[[when]]
-dataset = ["mnist", "fashion_mnist"]
+[[rule]]
+when = { dataset = ["mnist", "fashion_mnist"] }
 set = { epochs = 4, hidden_dim = 32 }
-[[when]]
-epochs = 4
+[[rule]]
+when = { epochs = 4 }
 set = { lr = 0.01 }
-""")))
+"""
+
+
+def test_rules_match_lists_and_apply_in_order(tmp_path):
+    grid = load_grid(str(grid_file(tmp_path, RULES)))
     cfgs = {c.key: c.config for c in expand(grid)}
     assert cfgs["vae/mlp/mnist"].epochs == 4 and cfgs["vae/mlp/mnist"].lr == 0.01
     assert cfgs["vae/mlp/cifar10"].epochs == 10 and cfgs["vae/mlp/cifar10"].lr == 1e-3
     assert grid.name == "g" and all(c.seed == 3 for c in expand(grid))
 
 
+def test_the_older_when_spelling_reads_as_the_same_rules_with_a_warning_at_its_line(tmp_path):
+    old = grid_file(tmp_path, """
+seeds = [3]
+[axes]
+dataset = ["mnist", "fashion_mnist", "cifar10"]
+
+[[when]]
+dataset = ["mnist", "fashion_mnist"]
+set = { epochs = 4, hidden_dim = 32 }
+[[ when ]]
+epochs = 4
+set = { lr = 0.01 }
+""", name="old")
+    with pytest.warns(FutureWarning) as caught:
+        cells = expand(load_grid(str(old)))
+    (notice,) = caught
+    shown = warnings.formatwarning(notice.message, notice.category, notice.filename, notice.lineno)
+    assert shown.startswith(f"{old}:6: FutureWarning: [[when]] tables are deprecated; write each as [[rule]] ")
+    assert "when = { model = \"ae\" } and set = { epochs = 10 }." in str(notice.message)
+    assert "\n" not in str(notice.message)
+    new = expand(load_grid(str(grid_file(tmp_path, RULES))))
+    assert [(c.key, c.config_hash) for c in cells] == [(c.key, c.config_hash) for c in new]
+
+
+def test_the_repo_grids_use_the_current_spelling():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for name in ("lab", "smoke", "beta"):
+            load_grid(name)
+
+
 @pytest.mark.parametrize("text,message", [
-    ("colour = 1", "unknown key 'colour'; valid keys: description, seeds, base, axes, when."),
+    ("colour = 1", "unknown key 'colour'; valid keys: description, seeds, base, axes, rule."),
     ("[axes]\nbetta = [1.0]", "[axes]: unknown config field 'betta'; valid fields: model, arch,"),
     ("[axes]\nepochs = [1, 'ten']", "[axes]: config field 'epochs' expects int, got 'ten'."),
     ("[axes]\nmodel = ['ae', 'gan']", "unknown model 'gan'; valid models: ae, vae."),
@@ -63,10 +98,15 @@ set = { lr = 0.01 }
     ("[base]\nseed = 1", "[base] sets 'seed'; list the seeds in seeds = [...] instead."),
     ("seeds = []", "seeds must be a non-empty list of integers"),
     ("[base]\nbeta = 1.0\n[axes]\nbeta = [2.0]", "'beta' is both in [base] and in [axes]; keep one."),
-    ("[axes]\nbeta = [0.0, 1.0]\n[[when]]\nmodel = 'vae'\nset = { beta = 2.0 }",
-     "[[when]] number 1 sets 'beta', which is an axis"),
-    ("[[when]]\nset = { epochs = 2 }", "[[when]] number 1 needs at least one field to match"),
-    ("[when]\nmodel = 'ae'\nset = { epochs = 2 }", "write each rule as a [[when]] table"),
+    ("[axes]\nbeta = [0.0, 1.0]\n[[rule]]\nwhen = { model = 'vae' }\nset = { beta = 2.0 }",
+     "[[rule]] number 1 sets 'beta', which is an axis"),
+    ("[[rule]]\nwhen = {}\nset = { epochs = 2 }", "[[rule]] number 1 needs when = {...} with at least one field"),
+    ("[[rule]]\nmodel = 'ae'\nset = { epochs = 2 }", "[[rule]] number 1 needs when = {...}"),
+    ("[[rule]]\nwhen = { modle = 'ae' }\nset = { epochs = 2 }",
+     "[[rule]] number 1 when: unknown config field 'modle'"),
+    ("[rule]\nwhen = { model = 'ae' }\nset = { epochs = 2 }", "write each rule as a [[rule]] table"),
+    ("[[rule]]\nwhen = { model = 'ae' }\nset = { epochs = 2 }\n[[when]]\nmodel = 'vae'\nset = { epochs = 3 }",
+     "holds both [[rule]] and the older [[when]] tables; write them all as [[rule]]."),
     ("[axes\nmodel = 1", "is not valid TOML"),
 ])
 def test_grid_errors_name_the_file_and_what_is_valid(tmp_path, text, message):

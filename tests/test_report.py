@@ -211,3 +211,25 @@ def test_report_never_imports_the_training_code():
             "or m in ('aevae.training.loop', 'aevae.models', 'aevae.data')]; print(bad)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_a_cell_whose_runs_resolved_auto_to_different_precision_or_device_says_so(store_uri, tmp_path):
+    # precision=auto and device=auto resolve per machine: same config hash, different runtimes
+    store = Store(store_uri)
+    cpu = {"precision": "bf16-autocast", "device": "cpu (x86_64)"}
+    gpu = {"precision": "fp32", "device": "NVIDIA H100 80GB HBM3"}
+    cells = ("ae/mlp/mnist", "vae/mlp/mnist", "ae/conv/mnist")
+    store.expect([(cell, s, "h") for cell in cells for s in range(3)])
+    for seed, tags in enumerate([cpu, cpu, gpu]):
+        store.run("ae/mlp/mnist", seed, test=finished_metrics(0.01), tags=tags)
+        store.run("vae/mlp/mnist", seed, test=finished_metrics(0.02, 5, True), tags=cpu)
+        store.run("ae/conv/mnist", seed, test=finished_metrics(0.01), tags={"precision": "fp32"} if seed else cpu)
+    store.run("ae/conv/mnist", 0, status="FAILED", tags=gpu)  # only finished runs count
+    text = build_report("lab", tmp_path / "out").path.read_text()
+    headline = table(text, "## Headline")
+    assert row_of(headline, model="AE", arch="MLP")["notes"] == (
+        "runs differ in precision and device: 2 bf16-autocast on cpu (x86_64), 1 fp32 on NVIDIA H100 80GB HBM3")
+    assert row_of(headline, model="AE", arch="conv")["notes"] == "runs differ in precision: 2 fp32, 1 bf16-autocast"
+    assert row_of(headline, model="VAE")["notes"] == ""
+    assert "2 cell(s) mix runs of different precision or device, so their spread includes that " \
+           "difference (see their notes): ae/conv/mnist, ae/mlp/mnist" in text

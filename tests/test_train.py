@@ -11,7 +11,8 @@ from aevae.errors import TrainingFailed
 from aevae.tracking import MemoryTracker, MlflowTracker
 from aevae.training.loop import train
 
-SMOKE = TrainConfig(epochs=3, batch_size=50, val_size=100, hidden_dim=64, latent_dim=8, lr=3e-3)
+# The analysis has tests of its own (test_analysis.py); these runs measure training only.
+SMOKE = TrainConfig(epochs=3, batch_size=50, val_size=100, hidden_dim=64, latent_dim=8, lr=3e-3, analysis=False)
 
 
 def load(cfg):

@@ -149,11 +149,12 @@ def test_bad_storage_url_is_one_clear_line(data_root, tiny, tmp_path, capsys, ur
     assert err.startswith(f"aevae tune: error: cannot open the Optuna storage '{shown}' (")
 
 
-def test_a_validation_only_run_never_evaluates_the_test_split(data_root, tiny):
+def test_a_run_on_splits_without_test_never_evaluates_a_test_split(data_root, tiny):
     cfg = tiny.config({"lr": 1e-3})
-    splits = data.load("mnist", val_size=cfg.val_size)
+    splits = data.load("mnist", val_size=cfg.val_size).without_test()
+    assert splits.test is None and splits.to(torch.device("cpu")).test is None
     tracker = MemoryTracker()
-    result = train(dataclasses.replace(cfg, epochs=1), splits, tracker, validation_only=True)
+    result = train(dataclasses.replace(cfg, epochs=1), splits, tracker)
     assert result.test == {} and not any(k.startswith("test/") for k in tracker.current["metrics"])
     assert set(tracker.current["artifacts"]) == {"config.json", "figures/curves.png", "figures/reconstructions.png"}
 

@@ -17,29 +17,13 @@ from optuna.trial import TrialState
 from aevae.tune.storage import open_storage
 from aevae.tracking import ensure_experiment
 
+from conftest import CLI_SUBPROCESS, cli_subprocess_env
 from test_tune import TINY_SET
 
 BIN = Path("/usr/local/bin")
 SERVER = [BIN / name for name in ("initdb", "pg_ctl", "postgres")]
 pytestmark = pytest.mark.skipif(not all(p.exists() for p in SERVER),
                                 reason="PostgreSQL server binaries (initdb, pg_ctl, postgres) not in /usr/local/bin")
-
-
-# A worker process: the synthetic MNIST files' checksums registered (as the data_root fixture
-# does in-process), then the real command line.
-WORKER = """
-import dataclasses, hashlib, sys
-from pathlib import Path
-from aevae.cli import main
-from aevae.data import DATASETS
-from aevae.data.sources import RemoteFile
-
-spec = DATASETS["mnist"]
-folder = Path(sys.argv[1]) / spec.folder
-files = tuple(RemoteFile(f.name, hashlib.md5((folder / f.name).read_bytes()).hexdigest()) for f in spec.files)
-DATASETS["mnist"] = dataclasses.replace(spec, files=files)
-sys.exit(main(sys.argv[2:]))
-"""
 
 
 def free_port() -> int:
@@ -98,8 +82,8 @@ def test_two_workers_share_a_postgres_study_and_run_distinct_trials(data_root, p
     open_storage(optuna_url)
     ensure_experiment(mlflow.MlflowClient(mlflow_url), "tune/tiny", None)
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # two workers, each on one core
-    workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(data_root), "tune", "tiny",
+    env = cli_subprocess_env(OMP_NUM_THREADS="1")  # two workers, each on one core
+    workers = [subprocess.Popen([sys.executable, str(CLI_SUBPROCESS), "tune", "tiny",
                                  "--storage", optuna_url, "--tracking-uri", mlflow_url, "--seed", str(seed)],
                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                for seed in (1, 2)]

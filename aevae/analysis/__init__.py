@@ -14,7 +14,9 @@
   the reference classifier's test accuracy, and its cache key as tag `reference_classifier`;
 - `test/nll` (nats per image) and `test/bpd` (bits per pixel channel), VAE with a Bernoulli
   decoder only, with tag `nll_comparable` (see likelihood.py);
-- `analysis_seconds`, and `analysis_seconds/<part>` for each part that ran.
+- `analysis_seconds`, and `analysis_seconds/<part>` for each part that ran (the test codes
+  are encoded once at the end of the run, for the run's figures and the analysis, and are
+  not counted here).
 
 Each part has a config switch (`analysis`, `analysis_figures`, `tsne_points`, `probe`,
 `frechet_samples`, `nll_samples`); every draw is seeded by the run's seed.
@@ -53,23 +55,25 @@ class _Timer:
         self.seconds[name] = time.perf_counter() - started
 
 
-def analyse(model, splits: Splits, cfg: TrainConfig, tracker, autocast) -> dict[str, float]:
+def analyse(model, splits: Splits, test: Codes, cfg: TrainConfig, tracker, autocast,
+            log_figures: bool = True) -> dict[str, float]:
     """Run the parts `cfg` switches on and log them to `tracker`'s current run; return the
-    new test metrics without their `test/` prefix (cfg must be resolved)."""
+    new test metrics without their `test/` prefix (cfg must be resolved). `test` holds the
+    codes of the whole test split, which the run's own figures share. Without
+    `log_figures` (`--no-artifacts`) every metric is still measured and no file is logged."""
     if not cfg.analysis:
         return {}
     started, timer = time.perf_counter(), _Timer()
     device = splits.test.images.device
     with timer.part("codes"):
-        test = encode(model, splits.test, cfg.binarize, autocast)
         train_codes = encode(model, splits.train, cfg.binarize, autocast, limit=TRAIN_CODES)
         fitted = Gaussian.fit(train_codes.means)
     metrics: dict[str, float] = {}
-    if cfg.analysis_figures:
+    if cfg.analysis_figures and log_figures:
         with timer.part("figures"):
             _latent_figures(model, test, fitted, device, cfg, tracker, autocast)
     points = min(cfg.tsne_points, len(test))
-    if points >= MIN_TSNE_POINTS and test.means.shape[1] > 2:
+    if log_figures and points >= MIN_TSNE_POINTS and test.means.shape[1] > 2:
         with timer.part("tsne"):
             figures.log_figure(tracker, "figures/latent_tsne.png", figures.tsne_figure(
                 test.means[:points], test.labels[:points], splits.spec.classes, cfg.seed))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import re
 import tomllib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -19,7 +20,10 @@ from typing import Any, Callable
 from aevae.config import FIELDS, TrainConfig, config_hash, parse_value, resolve, with_overrides
 from aevae.errors import ConfigError
 
-GRID_KEYS = ("description", "seeds", "base", "axes", "when")
+GRID_KEYS = ("description", "seeds", "base", "axes", "rule")
+RULE_KEYS = ("when", "set")
+_OLD_RULE = re.compile(r"^[ \t]*\[\[[ \t]*when[ \t]*\]\]", re.MULTILINE)
+_warned: dict = {}  # the warnings registry of old-spelling notices: once per file and line
 IDENTITY = ("model", "arch", "dataset")  # always in the cell key, in this order
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")  # grid names go into MLflow filter strings
 
@@ -29,7 +33,7 @@ TunedLookup = Callable[[str, str, str], "tuple[dict[str, Any], str] | None"]
 
 @dataclass(frozen=True)
 class Rule:
-    """A `[[when]]` table: cells whose fields take one of `match`'s values get `values`."""
+    """A `[[rule]]` table: cells whose fields take one of `when`'s values get `set`'s."""
 
     match: dict[str, tuple[Any, ...]]
     values: dict[str, Any]
@@ -114,6 +118,7 @@ def parse_grid(path: Path, data: dict[str, Any]) -> Grid:
     """Check every key and value of a grid file's contents; errors name the file and place."""
     if not _NAME.match(path.stem):
         raise ConfigError(f"{path}: a grid's file name may hold only letters, digits, '_', '.' and '-'.")
+    data = _renamed_old_rules(path, data)
     unknown = sorted(set(data) - set(GRID_KEYS))
     if unknown:
         raise ConfigError(f"{path}: unknown key '{unknown[0]}'; valid keys: {', '.join(GRID_KEYS)}.")
@@ -122,9 +127,9 @@ def parse_grid(path: Path, data: dict[str, Any]) -> Grid:
     axes = _axes(path, _table(path, "[axes]", data.get("axes", {})))
     for name in base.keys() & axes.keys():
         raise ConfigError(f"{path}: '{name}' is both in [base] and in [axes]; keep one.")
-    if not isinstance(data.get("when", []), list):
-        raise ConfigError(f"{path}: write each rule as a [[when]] table, with double brackets.")
-    rules = tuple(_rule(path, i, table, axes) for i, table in enumerate(data.get("when", []), 1))
+    if not isinstance(data.get("rule", []), list):
+        raise ConfigError(f"{path}: write each rule as a [[rule]] table, with double brackets.")
+    rules = tuple(_rule(path, i, table, axes) for i, table in enumerate(data.get("rule", []), 1))
     return Grid(path.stem, path, str(data.get("description", "")), seeds, base, axes, rules)
 
 
@@ -168,26 +173,51 @@ def _axes(path: Path, table: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
     return axes
 
 
+def _renamed_old_rules(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+    """Grid files written before `[[rule]]` said `[[when]]`, with the fields to match beside
+    `set`; they are still read, as the same rules, with a notice that points at the file and
+    line (as Python's own warnings about source point at theirs)."""
+    if "when" not in data:
+        return data
+    if "rule" in data:
+        raise ConfigError(f"{path}: holds both [[rule]] and the older [[when]] tables; write them all as [[rule]].")
+    text = path.read_text() if path.is_file() else ""
+    found = _OLD_RULE.search(text)
+    warnings.warn_explicit(
+        "[[when]] tables are deprecated; write each as [[rule]] with the fields to match "
+        f"in when = {{...}} and the fields to give in set = {{...}}, e.g. when = {{ model = \"ae\" }} "
+        f"and set = {{ epochs = 10 }}.",
+        FutureWarning, str(path), text.count("\n", 0, found.start()) + 1 if found else 1,
+        module="aevae.bench.grid", registry=_warned)
+    old = data["when"]
+    if not isinstance(old, list):
+        raise ConfigError(f"{path}: write each rule as a [[rule]] table, with double brackets.")
+    rules = [{"when": {k: v for k, v in table.items() if k != "set"}, "set": table.get("set")}
+             if isinstance(table, dict) else table for table in old]
+    return {**{k: v for k, v in data.items() if k != "when"}, "rule": rules}
+
+
 def _rule(path: Path, index: int, table: Any, axes: dict[str, tuple]) -> Rule:
-    where = f"[[when]] number {index}"
-    if not isinstance(table, dict) or not isinstance(table.get("set"), dict) or len(table) < 2:
-        raise ConfigError(f"{path}: {where} needs at least one field to match and a "
-                          f"set = {{...}} table, e.g. model = \"ae\" and set = {{ epochs = 10 }}.")
+    where = f"[[rule]] number {index}"
+    if (not isinstance(table, dict) or set(table) != set(RULE_KEYS) or not isinstance(table["when"], dict)
+            or not table["when"] or not isinstance(table["set"], dict)):
+        raise ConfigError(f"{path}: {where} needs when = {{...}} with at least one field to match and "
+                          f"set = {{...}}, and nothing else, e.g. when = {{ model = \"ae\" }} and "
+                          f"set = {{ epochs = 10 }}.")
     values = _fields(path, f"{where} set", table["set"])
     for name in values.keys() & axes.keys():
         raise ConfigError(f"{path}: {where} sets '{name}', which is an axis; an axis value defines its cells.")
     match = {}
-    for name, accepted in table.items():
-        if name != "set":
-            listed = accepted if isinstance(accepted, list) else [accepted]
-            match[name] = tuple(_fields(path, where, {name: v})[name] for v in listed)
+    for name, accepted in table["when"].items():
+        listed = accepted if isinstance(accepted, list) else [accepted]
+        match[name] = tuple(_fields(path, f"{where} when", {name: v})[name] for v in listed)
     return Rule(match, values)
 
 
 def expand(grid: Grid, tuned: TunedLookup | None = None) -> list[Cell]:
     """Every cell of the grid, seed by seed (a whole seed first, so early results span the grid).
 
-    A cell's config is the defaults, then [base], then each matching [[when]], then tuned
+    A cell's config is the defaults, then [base], then each matching [[rule]], then tuned
     parameters if asked for (never on an axis), then the cell's axis values and seed."""
     cells = []
     combos = [dict(zip(grid.axes, values)) for values in itertools.product(*grid.axes.values())]

@@ -25,7 +25,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--storage", default=None,
                         help="Optuna storage URL of the studies for --tuned (default: aevae tune's)")
     parser.add_argument("--no-artifacts", action="store_true",
-                        help="skip the figures and the models (faster; metrics are still logged)")
+                        help="log no figures and no models (faster); every metric, the analysis's included, "
+                             "is still measured and logged")
     parser.add_argument("--results-dir", default=RESULTS_DIR,
                         help="where the summary table goes, as <dir>/<grid>/summary.csv "
                              f"(default: {RESULTS_DIR})")

@@ -11,7 +11,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_store_options(parser)
     parser.add_argument("--experiment", default="aevae", help="MLflow experiment name (default: aevae)")
     parser.add_argument("--no-artifacts", action="store_true",
-                        help="skip the figures and the model (faster; metrics are still logged)")
+                        help="log no figures and no model (faster); every metric, the analysis's included, "
+                             "is still measured and logged")
     add_config_options(parser)
 
 

@@ -8,7 +8,7 @@ converting one batch at a time to float, is faster than a per-sample pipeline: M
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -45,15 +45,21 @@ class ImageSet:
 
 @dataclass(frozen=True)
 class Splits:
-    """Train, validation (carved from the training set) and test splits of one dataset."""
+    """Train, validation (carved from the training set) and test splits of one dataset; an
+    Optuna trial's splits have no test split (`without_test`), so no trial can read it."""
 
     spec: DatasetSpec
     train: ImageSet
     val: ImageSet
-    test: ImageSet
+    test: ImageSet | None
 
     def to(self, device: torch.device) -> "Splits":
-        return Splits(self.spec, self.train.to(device), self.val.to(device), self.test.to(device))
+        test = None if self.test is None else self.test.to(device)
+        return Splits(self.spec, self.train.to(device), self.val.to(device), test)
+
+    def without_test(self) -> "Splits":
+        """The same train and validation splits, and no test split."""
+        return replace(self, test=None)
 
 
 def _image_set(images: np.ndarray, labels: np.ndarray) -> ImageSet:

@@ -13,6 +13,9 @@ from aevae.report.runs import GridRuns
 
 REASON_CHARS = 300
 LINKS_PER_ROW = 5
+# Slot columns read from the run tags of these names (report/runs.py PROVENANCE_TAGS): what
+# `precision=auto` and `device=auto` resolved to on the machine that ran the run.
+RUNTIME = ("precision", "device")
 
 
 def present(columns, finished: pd.DataFrame) -> list:
@@ -39,6 +42,19 @@ def slot_summary(slots: pd.DataFrame) -> str:
     return ", ".join(f"{n} {state}" for state, n in counts.items()) + " (see below)"
 
 
+def mixed_runtime(done: pd.DataFrame) -> str:
+    """A note when a cell's finished runs ran at different resolved precisions or on
+    different devices: `auto` resolves per machine and the config hash cannot tell, so the
+    cell's spread over seeds then holds that difference too. Empty when they all agree."""
+    differing = [tag for tag in RUNTIME if tag in done and done[tag].fillna("unknown").nunique() > 1]
+    if not differing:
+        return ""
+    combos = done[differing].fillna("unknown").astype(str).value_counts()
+    ordered = sorted(combos.items(), key=lambda item: (-item[1], item[0]))  # most runs first
+    shown = ", ".join(f"{n} {' on '.join(values)}" for values, n in ordered)
+    return f"runs differ in {' and '.join(differing)}: {shown}"
+
+
 def run_links(ui_url: str | None, experiment_id: str, run_ids: list[str]) -> str:
     """The first few runs of a cell (lowest seeds); the rest are in the list of every run."""
     shown = " ".join(run_link(ui_url, experiment_id, r) for r in run_ids[:LINKS_PER_ROW])
@@ -61,7 +77,7 @@ def headline(grid: GridRuns, ui_url: str | None) -> pd.DataFrame:
             row[column.header] = mean_std(values, len(done))
         row["runs"] = run_links(ui_url, grid.experiment.id, list(in_cell_order(done, slots, [])["run_id"]))
         tuned = sorted(set(done["tuned_from"]) - {""})
-        notes = [slot_summary(slots)] + ([f"tuned ({', '.join(tuned)})"] if tuned else [])
+        notes = [slot_summary(slots), mixed_runtime(done)] + ([f"tuned ({', '.join(tuned)})"] if tuned else [])
         row["notes"] = markdown_text("; ".join(n for n in notes if n))
         rows.append(row)
     return pd.DataFrame(rows)
@@ -129,6 +145,10 @@ def provenance(grid: GridRuns) -> list[str]:
         shown = [f"`{v[:12] if tag == 'git_commit' else v}` ({n} runs)" if len(counts) > 1
                  else f"`{v[:12] if tag == 'git_commit' else v}`" for v, n in counts.items()]
         lines.append(f"{label}: {', '.join(shown)}")
+    mixed = [cell for cell, done in finished.groupby("cell") if mixed_runtime(done)]
+    if mixed:
+        lines.append(f"{len(mixed)} cell(s) mix runs of different precision or device, so their "
+                     f"spread includes that difference (see their notes): {', '.join(mixed)}")
     if "git_dirty" in finished and (finished["git_dirty"] == "true").any():
         lines.append(f"{(finished['git_dirty'] == 'true').sum()} run(s) came from a checkout "
                      f"with uncommitted changes")

@@ -11,8 +11,9 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from aevae.training import run_figures
 from aevae.analysis import analyse
+from aevae.analysis.codes import encode
+from aevae.training import run_figures
 from aevae.config import TrainConfig, config_hash, resolve, to_dict
 from aevae.data import Splits
 from aevae.errors import ConfigError, TrainingFailed
@@ -48,11 +49,11 @@ def run_tags(cfg: TrainConfig) -> dict[str, str]:
 
 def train(cfg: TrainConfig, data: Splits, tracker: Tracker, on_epoch: EpochHook | None = None,
           *, tags: dict[str, str] | None = None, run_name: str | None = None,
-          log_artifacts: bool = True, validation_only: bool = False) -> Result:
-    """Train `cfg` on `data`, evaluate on validation each epoch and on test at the end, and
-    log it all to `tracker`. `on_epoch(epoch, metrics)` may raise to stop the run (pruning).
-    `validation_only` (Optuna trials) never reads the test split: no test metrics, and the
-    artifacts are only the curves and reconstructions of validation images, no model."""
+          log_artifacts: bool = True) -> Result:
+    """Train `cfg` on `data`, evaluate on validation each epoch, end the run with `finish`,
+    and log it all to `tracker`. `on_epoch(epoch, metrics)` may raise to stop the run
+    (pruning). An Optuna trial passes `data.without_test()`: what it cannot read, it cannot
+    be tuned on. `log_artifacts=False` logs no file (figures, model) and every metric."""
     cfg = resolve(cfg)
     if data.spec.name != cfg.dataset:
         raise ConfigError(f"the config asks for '{cfg.dataset}' but the data given is '{data.spec.name}'.")
@@ -92,19 +93,36 @@ def train(cfg: TrainConfig, data: Splits, tracker: Tracker, on_epoch: EpochHook 
             result.history.append(row)
             if on_epoch is not None:
                 on_epoch(epoch, row)
-        if not validation_only:
-            result.test = evaluate(model, splits.test, binarize=cfg.binarize, pixel_tol=cfg.pixel_tol,
-                                   autocast=precision)
-        result.seconds = time.perf_counter() - started
-        tracker.log_metrics({**{f"test/{k}": v for k, v in result.test.items()},
-                             "train_seconds": result.seconds})
-        if log_artifacts and validation_only:
-            run_figures.log_trial_artifacts(model, splits.val, result.history, tracker, cfg, precision)
-        elif log_artifacts:
-            run_figures.log_run_artifacts(model, splits, result.history, tracker, cfg, precision)
-            result.test.update(analyse(model, splits, cfg, tracker, precision))
-            tracker.log_model(model.cpu())
+        finish(model, splits, result, tracker, precision, log_artifacts, started)
     return result
+
+
+def finish(model, splits: Splits, result: Result, tracker: Tracker, precision, log_artifacts: bool,
+           started: float) -> None:
+    """The end of every run, decided by the data: with a test split, the test metrics, the
+    run's figures, the analysis and the model; without one (a trial), the curves and
+    reconstructions of validation images. The test split is encoded once, for the latent
+    map and the analysis both."""
+    cfg = result.config
+    if splits.test is not None:
+        result.test = evaluate(model, splits.test, binarize=cfg.binarize, pixel_tol=cfg.pixel_tol,
+                               autocast=precision)
+    result.seconds = time.perf_counter() - started
+    tracker.log_metrics({**{f"test/{k}": v for k, v in result.test.items()}, "train_seconds": result.seconds})
+    if splits.test is None:
+        if log_artifacts:
+            run_figures.log_trial_artifacts(model, splits.val, result.history, tracker, cfg, precision)
+        return
+    if not (log_artifacts or cfg.analysis):
+        return
+    # The analysis reads every test code; the latent map only the first few thousand.
+    codes = encode(model, splits.test, cfg.binarize, precision,
+                   limit=0 if cfg.analysis else run_figures.LATENT_POINTS)
+    if log_artifacts:
+        run_figures.log_run_artifacts(model, splits, result.history, tracker, cfg, precision, codes)
+    result.test.update(analyse(model, splits, codes, cfg, tracker, precision, log_figures=log_artifacts))
+    if log_artifacts:
+        tracker.log_model(model.cpu())
 
 
 def train_epoch(model, optimizer, splits: Splits, cfg: TrainConfig, generator: torch.Generator,

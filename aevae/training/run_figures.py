@@ -12,12 +12,13 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 import torch  # noqa: E402
 
+from aevae.analysis.codes import Codes  # noqa: E402
 from aevae.config import TrainConfig  # noqa: E402
 from aevae.data import ImageSet, Splits  # noqa: E402
 from aevae.training.evaluate import eval_batches  # noqa: E402
 
 SAMPLE_SEED = 0
-LATENT_POINTS = 2000
+LATENT_POINTS = 2000  # test codes in the latent map
 
 
 def image_grid(images: torch.Tensor, columns: int) -> np.ndarray:
@@ -65,20 +66,6 @@ def prior_samples_figure(model, device: torch.device, autocast, count: int = 64)
     return grid_figure(samples, 8, "decoded samples from N(0, I)")
 
 
-@torch.no_grad()
-def latent_means(model, images: ImageSet, binarize: bool, autocast, limit: int = LATENT_POINTS):
-    """Code means `[n, D]` and labels `[n]` of the first `limit` images, as numpy."""
-    model.eval()
-    means, labels = [], []
-    for x, y in eval_batches(images, binarize):
-        with autocast:
-            means.append(model.encode(x)[0].float().cpu())
-        labels.append(y.cpu())
-        if sum(len(m) for m in means) >= limit:
-            break
-    return torch.cat(means)[:limit].numpy(), torch.cat(labels)[:limit].numpy()
-
-
 def latent_figure(means: np.ndarray, labels: np.ndarray, classes: tuple[str, ...]) -> plt.Figure:
     """Scatter of the code means coloured by class: the two dimensions themselves when the
     latent is 2-d, else the first two principal components."""
@@ -117,10 +104,12 @@ def curves_figure(history: list[dict[str, float]]) -> plt.Figure:
     return grid.figure
 
 
-def log_run_artifacts(model, splits: Splits, history, tracker, cfg: TrainConfig, autocast) -> None:
-    """Make and log every figure of a finished run, closing each after it is logged."""
+def log_run_artifacts(model, splits: Splits, history, tracker, cfg: TrainConfig, autocast,
+                      test_codes: Codes) -> None:
+    """Make and log every figure of a finished run, closing each after it is logged;
+    `test_codes` are the test split's codes, encoded once for this and the analysis."""
     device = splits.test.images.device
-    means, labels = latent_means(model, splits.test, cfg.binarize, autocast)
+    means, labels = test_codes.means[:LATENT_POINTS].numpy(), test_codes.labels[:LATENT_POINTS].numpy()
     figures = {
         "figures/reconstructions.png": reconstruction_figure(model, splits.test, cfg.binarize, autocast),
         "figures/prior_samples.png": prior_samples_figure(model, device, autocast),
@@ -133,8 +122,8 @@ def log_run_artifacts(model, splits: Splits, history, tracker, cfg: TrainConfig,
 
 
 def log_trial_artifacts(model, images: ImageSet, history, tracker, cfg: TrainConfig, autocast) -> None:
-    """The small figures of an Optuna trial: its curves and reconstructions of validation
-    images (a trial never reads the test split)."""
+    """The small figures of a run without a test split (an Optuna trial): its curves and
+    reconstructions of validation images."""
     figures = {
         "figures/curves.png": curves_figure(history),
         "figures/reconstructions.png": reconstruction_figure(model, images, cfg.binarize, autocast),

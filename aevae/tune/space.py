@@ -21,11 +21,14 @@ A study set file (`studies/<set>.toml`) looks like:
     lr = { low = 1e-4, high = 3e-3, log = true }
     batch_size = { choices = [64, 128, 256] }
 
-    [[rule]]                    # more fixed fields and space for the matching cells
-    when = { model = "vae" }
+    [[rule]]                    # more fixed fields and space for the matching cells:
+    when = { model = "vae" }    # model, arch or dataset = a value or [values]
+    fixed.epochs = 15
     space.beta = { low = 0.5, high = 2.0, log = true }
 
-Each study is named `<set>/<model>/<arch>/<dataset>`.
+Rules apply in order, a later one overriding an earlier one's field. Grid files
+(benchmarks/*.toml) say the same: `[[rule]]` with `when = {...}`, and `set = {...}` for the
+fields they give. Each study is named `<set>/<model>/<arch>/<dataset>`.
 """
 
 from __future__ import annotations
@@ -175,12 +178,23 @@ def _cells(table: dict, where: str) -> list[dict[str, str]]:
     return [dict(zip(CELL_AXES, combo)) for combo in itertools.product(*axes)]
 
 
+def _matches(rule: Any, cell: dict[str, str], where: str) -> bool:
+    """Whether a `[[rule]]` applies to `cell`: each field of its `when` holds one of the
+    values given (a value or a list, as in a grid file's rules)."""
+    if not isinstance(rule, dict) or not isinstance(rule.get("when"), dict) or not rule["when"]:
+        raise ConfigError(f"{where} needs when = {{...}} with at least one cell field to match, "
+                          f"e.g. when = {{ model = \"vae\" }}.")
+    _check_keys(rule, {"when", "fixed", "space"}, where)
+    _check_keys(rule["when"], set(CELL_AXES), f"{where} when")
+    return all(cell[name] in (accepted if isinstance(accepted, list) else [accepted])
+               for name, accepted in rule["when"].items())
+
+
 def _study(set_name: str, doc: dict, cell: dict[str, str], where: str) -> StudySpec:
     """Merge the set's fixed fields and space with the rules matching `cell`, and check them."""
     fixed, raw_space = dict(doc.get("fixed", {})), dict(doc.get("space", {}))
-    for rule in doc.get("rule", []):
-        _check_keys(rule, {"when", "fixed", "space"}, f"{where} [[rule]]")
-        if all(cell.get(k) == v for k, v in rule.get("when", {}).items()):
+    for index, rule in enumerate(doc.get("rule", []), 1):
+        if _matches(rule, cell, f"{where} [[rule]] number {index}"):
             fixed.update(rule.get("fixed", {}))
             raw_space.update(rule.get("space", {}))
     for name in fixed:

@@ -1,7 +1,7 @@
 """Optuna studies whose objective wraps the one `train` function.
 
 A trial trains the config its parameters describe and is judged on the validation split only
-(`train(..., validation_only=True)` never reads the test split): the negative ELBO for the
+(`train(cfg, splits.without_test(), ...)`: no test split to read): the negative ELBO for the
 VAE, the reconstruction loss for the AE, reported each epoch so the study's pruner can stop
 curves that are worse than their peers. Each invocation is one MLflow parent run and each
 trial a child run; the trial keeps its run's id as the user attribute `mlflow_run_id` and the
@@ -121,8 +121,8 @@ def run_trial(trial: optuna.Trial, spec: StudySpec, splits: Splits, tracker: Tra
 
     tags = {"optuna_study": spec.name, "study_set": spec.study_set, "cell": spec.cell}
     try:
-        result = train(cfg, splits, TrialTracker(tracker, trial), on_epoch, tags=tags,
-                       run_name=f"trial {trial.number}", validation_only=True)
+        result = train(cfg, splits.without_test(), TrialTracker(tracker, trial), on_epoch, tags=tags,
+                       run_name=f"trial {trial.number}")
     except KeyboardInterrupt:
         trial.set_user_attr(ABANDONED, "interrupted (Ctrl-C or kill)")
         raise
