@@ -8,7 +8,8 @@ import torch
 from aevae import data
 from aevae.config import TrainConfig
 from aevae.errors import TrainingFailed
-from aevae.tracking import MemoryTracker, MlflowTracker
+from aevae.tracking import MemoryTracker
+from aevae.tracking.mlflow_tracker import MlflowTracker
 from aevae.training.loop import train
 
 SMOKE = TrainConfig(epochs=3, batch_size=50, val_size=100, hidden_dim=64, latent_dim=8, lr=3e-3)

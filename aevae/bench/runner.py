@@ -26,7 +26,8 @@ from aevae.errors import AevaeError
 from aevae.bench.grid import Cell
 from aevae.bench.outcomes import Outcome
 from aevae.training.runtime import git_state
-from aevae.tracking import MlflowTracker, end_status, failure_reason, names
+from aevae.tracking import end_status, failure_reason, names
+from aevae.tracking.mlflow_tracker import MlflowTracker
 from aevae.tracking.runs import RunStore
 from aevae.training.loop import run_tags, train
 
@@ -92,9 +93,7 @@ def run_cell(cell: Cell, ctx: BenchContext, cache: DataCache) -> Outcome:
         # params first, so a cell that fails before training still shows its whole config
         store.log_params(run_id, to_dict(cell.config))
         splits = cache.get(cell.config, ctx.data_dir)
-        tracker = MlflowTracker(ctx.tracking_uri, ctx.experiment)
-        # MLflow's own hand-over of an existing run: start_run resumes MLFLOW_RUN_ID
-        os.environ["MLFLOW_RUN_ID"] = run_id
+        tracker = MlflowTracker(ctx.tracking_uri, ctx.experiment, run_id=run_id)  # the claimed run
         train(cell.config, splits, tracker, tags=bench_tags(cell), run_name=cell.run_name,
               log_artifacts=ctx.log_artifacts)
     except BaseException as exc:
@@ -104,8 +103,6 @@ def run_cell(cell: Cell, ctx: BenchContext, cache: DataCache) -> Outcome:
             raise
         detail = "" if isinstance(exc, EXPECTED_FAILURES) else traceback.format_exc()
         return Outcome(cell, "failed", run_id=run_id, reason=failure_reason(exc), detail=detail)
-    finally:
-        os.environ.pop("MLFLOW_RUN_ID", None)
     finished = store.get(run_id)  # with every test metric, the per-run analysis' too
     claims.retire_older(store, ctx.experiment_id, cell.grid, finished)
     return Outcome.from_run(cell, "done", finished)

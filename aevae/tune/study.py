@@ -29,7 +29,8 @@ from aevae.tune.space import PRUNERS, StudySpec, suggest, to_raw
 from aevae.tune.storage import (
     ABANDONED, DEFAULT_STORAGE, RUN_ATTR, describe_storage, is_url, open_storage, owner_attrs, recover_trials,
 )
-from aevae.tracking import MlflowTracker, Tracker, names
+from aevae.tracking import Tracker, names
+from aevae.tracking.mlflow_tracker import MlflowTracker
 from aevae.tracking.runs import RunStore
 from aevae.tracking.workers import this_worker
 from aevae.training.loop import train
