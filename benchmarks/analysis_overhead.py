@@ -24,7 +24,7 @@ from tabulate import tabulate
 from aevae import data
 from aevae.analysis import classifier
 from aevae.config import TrainConfig, parse_value, with_overrides
-from aevae.tracking import MlflowTracker
+from aevae.tracking.mlflow_tracker import MlflowTracker
 from aevae.training.loop import train
 
 PARTS = ("codes", "figures", "tsne", "probe", "sample_quality", "nll")

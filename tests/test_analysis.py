@@ -21,7 +21,8 @@ from aevae.config import TrainConfig, resolve, validate
 from aevae.errors import ConfigError
 from aevae.training.evaluate import evaluate
 from aevae.models import build
-from aevae.tracking import MemoryTracker, MlflowTracker
+from aevae.tracking import MemoryTracker
+from aevae.tracking.mlflow_tracker import MlflowTracker
 from aevae.training.loop import train
 from conftest import REAL_DATA
 

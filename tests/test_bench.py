@@ -18,7 +18,7 @@ from aevae.cli import main
 from aevae.bench.grid import expand, load_grid, select
 from aevae.bench.runner import bench_tags
 from aevae.tune.storage import open_storage
-from aevae.tracking import ensure_experiment
+from aevae.tracking.runs import RunStore
 from conftest import CLI_SUBPROCESS, cli_subprocess_env
 
 QUICK = ["--no-artifacts"]
@@ -109,13 +109,13 @@ def test_dataset_that_cannot_be_had_fails_its_cells_with_one_reason(data_root, t
 
 def test_concurrent_claims_of_one_cell_have_one_winner(tracking_uri):
     client = mlflow.MlflowClient(tracking_uri)
-    experiment_id = ensure_experiment(client, "bench/race", None)
+    experiment_id = RunStore(tracking_uri).experiment("bench/race")
     start = threading.Barrier(4)
     results = []
 
     def contender():
         start.wait()
-        results.append(claims.claim(mlflow.MlflowClient(tracking_uri), experiment_id, "race",
+        results.append(claims.claim(RunStore(tracking_uri), experiment_id, "race",
                                     "abc123", "cell/s0", {"grid": "race", "config_hash": "abc123"}))
 
     threads = [threading.Thread(target=contender) for _ in range(4)]
@@ -125,7 +125,7 @@ def test_concurrent_claims_of_one_cell_have_one_winner(tracking_uri):
         t.join()
     assert sorted(c.status for c in results) == ["busy", "busy", "busy", "won"]
     (live,) = client.search_runs([experiment_id])
-    assert live.info.run_id == next(c.run.info.run_id for c in results if c.status == "won")
+    assert live.info.run_id == next(c.run.run_id for c in results if c.status == "won")
 
 
 def start_runner(args, log: Path, hold: Path | None = None) -> subprocess.Popen:

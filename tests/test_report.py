@@ -12,8 +12,9 @@ from report_store import Store, finished_metrics
 from aevae.cli import main
 from aevae.report import build_report
 from aevae.report.display import mean_std
-from aevae.report import runs
+from aevae.tracking import runs as tracking_runs
 from aevae.report.runs import load_grid_runs
+from aevae.tracking.reader import StoreReader
 
 CURVES = {"train/loss": [90, 70, 60], "val/loss": [95, 75, 66], "train/kl": [5, 9, 11],
           "val/kl": [6, 9, 10], "val/recon_mse": [0.05, 0.03, 0.02]}
@@ -143,7 +144,7 @@ def test_repeated_stale_and_foreign_runs_leave_one_run_per_slot(store_uri):
     store.run("ae/mlp/mnist", 0, test=finished_metrics(0.5), config_hash="old")
     store.run("vae/conv/mnist", 0, test=finished_metrics(0.5))
     store.client.create_run(store.experiment_id, tags={"grid": "lab"})  # a grid's parent run
-    grid = load_grid_runs(store.client, "lab", store_uri)
+    grid = load_grid_runs(StoreReader(store_uri), "lab")
     assert list(grid.slots["run_id"]) == [kept]
     notes = " ".join(grid.notes)
     for expected in ("1 run(s) without model/arch/dataset tags", "2 repeated run(s)",
@@ -152,13 +153,13 @@ def test_repeated_stale_and_foreign_runs_leave_one_run_per_slot(store_uri):
 
 
 def test_runs_without_cell_tags_are_grouped_by_the_config_fields_that_vary(store_uri, monkeypatch):
-    monkeypatch.setattr(runs, "SEARCH_PAGE", 3)  # four runs: the search reads two pages
+    monkeypatch.setattr(tracking_runs, "SEARCH_PAGE", 3)  # four runs: the search reads two pages
     store = Store(store_uri, "aevae")
     for lr in (0.001, 0.01):
         for seed in (0, 1):
             store.run(None, seed, test=finished_metrics(lr), params={
                 "model": "vae", "arch": "mlp", "dataset": "mnist", "lr": lr, "epochs": 2})
-    grid = load_grid_runs(store.client, "aevae", store_uri)
+    grid = load_grid_runs(StoreReader(store_uri), "aevae")
     assert sorted(grid.slots["cell"].unique()) == ["vae/mlp/mnist/lr=0.001", "vae/mlp/mnist/lr=0.01"]
     assert grid.extra_axes == ["lr"] and len(grid.finished) == 4
 

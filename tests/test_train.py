@@ -8,7 +8,8 @@ import torch
 from aevae import data
 from aevae.config import TrainConfig
 from aevae.errors import TrainingFailed
-from aevae.tracking import MemoryTracker, MlflowTracker
+from aevae.tracking import MemoryTracker
+from aevae.tracking.mlflow_tracker import MlflowTracker
 from aevae.training.loop import train
 
 # The analysis has tests of its own (test_analysis.py); these runs measure training only.

@@ -14,8 +14,9 @@ from optuna.trial import TrialState
 from aevae import data
 from aevae.cli import main
 from aevae.tune.space import find_study
-from aevae.tune.storage import StorageError, open_storage
+from aevae.tune.storage import StorageError, open_storage, owner_attrs, recover_trials
 from aevae.tracking import MemoryTracker
+from aevae.tracking.runs import RunStore
 from aevae.training.loop import train
 from aevae.tune.study import open_study, run_study, tuned_overrides
 
@@ -133,6 +134,29 @@ def test_resume_fails_the_dead_process_trial_retries_its_point_and_completes(dat
     out = capsys.readouterr().out
     assert "this run: nothing to do" in out and "default config (trial 1): " in out
     assert "did not finish" not in out
+
+
+def test_a_trial_whose_pid_now_names_another_process_is_recovered_a_live_one_is_not(tracking_uri, tiny,
+                                                                                     tmp_path):
+    storage = open_storage(str(tmp_path / "journal.log"))
+    study = open_study(tiny, storage)
+    runs = RunStore(tracking_uri)
+    experiment_id = runs.experiment("tune/tiny")
+    live, reused = study.ask(), study.ask()
+    for trial in (live, reused):
+        trial.suggest_float("lr", 1e-6, 1e-2, log=True)
+        run_id = runs.create(experiment_id, f"trial {trial.number}", {}).run_id
+        for key, value in {**owner_attrs(parent_run_id="0" * 32), "mlflow_run_id": run_id}.items():
+            trial.set_user_attr(key, value)
+    # this process's pid, as a process started an hour earlier would have recorded it
+    reused.set_user_attr("process_started", reused.user_attrs["process_started"] - 3600)
+
+    assert recover_trials(study, storage, runs) == [reused.number]
+    states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
+    assert states[live.number] == TrialState.RUNNING and states[reused.number] == TrialState.FAIL
+    ended = runs.get(study.trials[reused.number].user_attrs["mlflow_run_id"])
+    assert ended.status == "KILLED" and "died during trial" in ended.tags["failure_reason"]
+    assert runs.get(study.trials[live.number].user_attrs["mlflow_run_id"]).status == "RUNNING"
 
 
 @pytest.mark.parametrize("url,shown", [

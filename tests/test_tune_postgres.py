@@ -15,7 +15,7 @@ import pytest
 from optuna.trial import TrialState
 
 from aevae.tune.storage import open_storage
-from aevae.tracking import ensure_experiment
+from aevae.tracking.runs import RunStore
 
 from conftest import CLI_SUBPROCESS, cli_subprocess_env
 from test_tune import TINY_SET
@@ -80,7 +80,7 @@ def test_two_workers_share_a_postgres_study_and_run_distinct_trials(data_root, p
     (tmp_path / "studies" / "tiny.toml").write_text(study_set)
     # Schemas first, as an operator would: two workers migrating one empty database race.
     open_storage(optuna_url)
-    ensure_experiment(mlflow.MlflowClient(mlflow_url), "tune/tiny", None)
+    RunStore(mlflow_url).experiment("tune/tiny")
 
     env = cli_subprocess_env(OMP_NUM_THREADS="1")  # two workers, each on one core
     workers = [subprocess.Popen([sys.executable, str(CLI_SUBPROCESS), "tune", "tiny",

@@ -35,18 +35,12 @@ import random
 import socket
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-import psutil
+from aevae.tracking import names
+from aevae.tracking.records import RunRecord
+from aevae.tracking.runs import RunStore
+from aevae.tracking.workers import worker_gone, worker_tags
 
-from aevae.tracking import FAILURE_TAG
-
-if TYPE_CHECKING:
-    from mlflow.entities import Run
-
-CLAIM_TAG = "claim"
-WORKER_TAG = "worker"
-WORKER_STARTED_TAG = "worker_started"  # process start time: tells a reused pid apart
 LOOKS = 40  # rounds of step 1 before a cell whose claims never settle is reported busy
 BACKOFF_S = (0.05, 0.5)
 
@@ -57,111 +51,76 @@ class Claim:
     'busy' (run: the other worker's claim, or None if claims kept colliding)."""
 
     status: str
-    run: Run | None
+    run: RunRecord | None
 
 
-def worker_tags() -> dict[str, str]:
-    """Who is claiming: this host and process, and when the process started."""
-    me = psutil.Process()
-    return {WORKER_TAG: f"{socket.gethostname()}:{me.pid}", WORKER_STARTED_TAG: f"{me.create_time():.3f}"}
+def close_dead(store: RunStore, run: RunRecord) -> None:
+    worker = run.tags.get(names.WORKER)
+    store.end(run.run_id, "KILLED", f"WorkerDied: worker {worker} ended without closing this run "
+                                    f"(killed, or the machine restarted).")
 
 
-def is_dead(run) -> bool:
-    """Whether a RUNNING run's worker was a process of this host that no longer exists."""
-    host, _, pid = run.data.tags.get(WORKER_TAG, "").rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        process = psutil.Process(int(pid))
-        started = float(run.data.tags.get(WORKER_STARTED_TAG, "nan"))
-        return process.status() == psutil.STATUS_ZOMBIE or abs(process.create_time() - started) > 1.0
-    except psutil.NoSuchProcess:
-        return True
-    except (psutil.AccessDenied, ValueError):
-        return False
-
-
-def close_dead(client, run) -> None:
-    worker = run.data.tags.get(WORKER_TAG)
-    client.set_tag(run.info.run_id, FAILURE_TAG,
-                   f"WorkerDied: worker {worker} ended without closing this run "
-                   f"(killed, or the machine restarted).")
-    client.set_terminated(run.info.run_id, status="KILLED")
-
-
-def search_all(client, experiment_id: str, filter_string: str) -> list:
-    """Every active run of the experiment matching the filter, page by page."""
-    runs, token = [], None
-    while True:
-        page = client.search_runs([experiment_id], filter_string, max_results=1000, page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
-
-
-def reap(client, experiment_id: str) -> list:
+def reap(store: RunStore, experiment_id: str) -> list[RunRecord]:
     """Close every RUNNING run of this host's dead workers; return them."""
-    host = socket.gethostname()
-    running = search_all(client, experiment_id,
-                         f"attributes.status = 'RUNNING' and tags.{WORKER_TAG} LIKE '{host}:%'")
-    dead = [run for run in running if is_dead(run)]
+    running = store.find(experiment_id, status="RUNNING",
+                         tag_prefixes={names.WORKER: f"{socket.gethostname()}:"})
+    dead = [run for run in running if worker_gone(run.tags)]
     for run in dead:
-        close_dead(client, run)
+        close_dead(store, run)
     return dead
 
 
-def finished_runs(client, experiment_id: str, grid: str, since_ms: int = 0) -> dict[str, object]:
+def finished_runs(store: RunStore, experiment_id: str, grid: str, since_ms: int = 0) -> dict[str, RunRecord]:
     """The grid's FINISHED runs started at or after `since_ms`, by config hash."""
-    runs = search_all(client, experiment_id, f"tags.grid = '{grid}' and attributes.status = 'FINISHED'")
-    return {run.data.tags["config_hash"]: run for run in runs
-            if run.info.start_time >= since_ms and "config_hash" in run.data.tags}
+    runs = store.find(experiment_id, status="FINISHED", tags={names.GRID: grid})
+    return {run.tags[names.CONFIG_HASH]: run for run in runs
+            if run.start_time >= since_ms and names.CONFIG_HASH in run.tags}
 
 
-def live_runs(client, experiment_id: str, grid: str, config_hash: str, since_ms: int = 0) -> list:
+def live_runs(store: RunStore, experiment_id: str, grid: str, config_hash: str,
+              since_ms: int = 0) -> list[RunRecord]:
     """The cell's runs that count: RUNNING ones of live workers (dead ones are closed on
     the way) and FINISHED ones started at or after `since_ms`."""
-    runs = search_all(client, experiment_id, f"tags.grid = '{grid}' and tags.config_hash = '{config_hash}'")
+    runs = store.find(experiment_id, tags={names.GRID: grid, names.CONFIG_HASH: config_hash})
     live = []
     for run in runs:
-        if run.info.status == "RUNNING" and is_dead(run):
-            close_dead(client, run)
-        elif run.info.status == "RUNNING":
+        if run.status == "RUNNING" and worker_gone(run.tags):
+            close_dead(store, run)
+        elif run.status == "RUNNING":
             live.append(run)
-        elif run.info.status == "FINISHED" and run.info.start_time >= since_ms:
+        elif run.status == "FINISHED" and run.start_time >= since_ms:
             live.append(run)
     return live
 
 
-def claim(client, experiment_id: str, grid: str, config_hash: str, run_name: str,
+def claim(store: RunStore, experiment_id: str, grid: str, config_hash: str, run_name: str,
           tags: dict[str, str], since_ms: int = 0) -> Claim:
     """Claim one cell by the protocol in the module docstring."""
-    others: list = []
+    others: list[RunRecord] = []
     for _ in range(LOOKS):
-        others = live_runs(client, experiment_id, grid, config_hash, since_ms)
+        others = live_runs(store, experiment_id, grid, config_hash, since_ms)
         settled = _settled(others)
         if settled is not None:
             return settled
         if not others:
-            mine = client.create_run(experiment_id, run_name=run_name,
-                                     tags={**tags, **worker_tags(), CLAIM_TAG: "pending"})
-            run_id = mine.info.run_id
-            rivals = [r for r in live_runs(client, experiment_id, grid, config_hash, since_ms)
-                      if r.info.run_id != run_id]
+            mine = store.create(experiment_id, run_name,
+                                {**tags, **worker_tags(), names.CLAIM: names.CLAIM_PENDING})
+            rivals = [r for r in live_runs(store, experiment_id, grid, config_hash, since_ms)
+                      if r.run_id != mine.run_id]
             if not rivals:
-                client.set_tag(run_id, CLAIM_TAG, "won")
-                return Claim("won", client.get_run(run_id))
-            client.set_terminated(run_id, status="KILLED")
-            client.delete_run(run_id)
+                store.set_tags(mine.run_id, {names.CLAIM: names.CLAIM_WON})
+                return Claim("won", store.get(mine.run_id))
+            store.end(mine.run_id, "KILLED")
+            store.delete(mine.run_id)
         time.sleep(random.uniform(*BACKOFF_S))
     return Claim("busy", others[0] if others else None)
 
 
-def _settled(others: list) -> Claim | None:
+def _settled(others: list[RunRecord]) -> Claim | None:
     """What the runs already there decide about the cell, if anything: finished beats won;
     pending claims decide nothing yet."""
-    finished = [r for r in others if r.info.status == "FINISHED"]
-    won = [r for r in others if r.info.status == "RUNNING" and r.data.tags.get(CLAIM_TAG) == "won"]
+    finished = [r for r in others if r.status == "FINISHED"]
+    won = [r for r in others if r.status == "RUNNING" and r.tags.get(names.CLAIM) == names.CLAIM_WON]
     if finished:
         return Claim("finished", finished[0])
     if won:
@@ -169,16 +128,13 @@ def _settled(others: list) -> Claim | None:
     return None
 
 
-def retire_older(client, experiment_id: str, grid: str, keep) -> list[str]:
+def retire_older(store: RunStore, experiment_id: str, grid: str, keep: RunRecord) -> list[str]:
     """Delete (recoverably: MLflow's deleted state) the cell's FINISHED runs older than
     `keep`, so a forced re-run leaves exactly one finished run per cell and seed."""
-    tags = keep.data.tags
-    runs = search_all(client, experiment_id,
-                      f"tags.grid = '{grid}' and tags.config_hash = '{tags['config_hash']}' "
-                      f"and attributes.status = 'FINISHED'")
-    retired = [r.info.run_id for r in runs
-               if r.info.run_id != keep.info.run_id and r.info.start_time <= keep.info.start_time]
+    runs = store.find(experiment_id, status="FINISHED",
+                      tags={names.GRID: grid, names.CONFIG_HASH: keep.tags[names.CONFIG_HASH]})
+    retired = [r.run_id for r in runs if r.run_id != keep.run_id and r.start_time <= keep.start_time]
     for run_id in retired:
-        client.set_tag(run_id, "superseded_by", keep.info.run_id)
-        client.delete_run(run_id)
+        store.set_tags(run_id, {names.SUPERSEDED_BY: keep.run_id})
+        store.delete(run_id)
     return retired

@@ -10,11 +10,13 @@ from pathlib import Path
 from tabulate import tabulate
 
 from aevae.bench.grid import Cell
+from aevae.tracking import names
+from aevae.tracking.records import RunRecord
 
 # done: trained now; skipped: a finished run existed; failed: its run ended FAILED (or never
 # started training); busy: another worker holds it; interrupted: Ctrl-C; not run: never started
 STATUSES = ("done", "skipped", "failed", "busy", "interrupted", "not run")
-TABLE_METRICS = ("test/loss", "test/recon_mse", "test/kl", "test/pixel_acc")
+TABLE_METRICS = tuple(names.TEST_PREFIX + m for m in ("loss", "recon_mse", "kl", "pixel_acc"))
 
 
 @dataclass
@@ -28,16 +30,16 @@ class Outcome:
     metrics: dict[str, float] = field(default_factory=dict)  # the run's test/* metrics
 
     @classmethod
-    def from_run(cls, cell: Cell, status: str, run) -> "Outcome":
-        metrics = run.data.metrics
-        return cls(cell, status, metrics.get("train_seconds"), run.info.run_id,
-                   metrics={k: v for k, v in metrics.items() if k.startswith("test/")})
+    def from_run(cls, cell: Cell, status: str, run: RunRecord) -> "Outcome":
+        metrics = run.metrics
+        return cls(cell, status, metrics.get(names.TRAIN_SECONDS), run.run_id,
+                   metrics={k: v for k, v in metrics.items() if k.startswith(names.TEST_PREFIX)})
 
     def line(self, reason_seen: bool) -> str:
         """One line for the log; a failure's reason only the first time it is seen."""
         head = f"{self.status:<11} {self.cell.run_name}"
         if self.status in ("done", "skipped") and self.seconds is not None:
-            loss = self.metrics.get("test/loss")
+            loss = self.metrics.get(TABLE_METRICS[0])
             return f"{head}  {self.seconds:.1f} s" + (f"  test/loss {loss:.4g}" if loss is not None else "")
         if self.reason:
             kind = self.reason.split(":")[0]

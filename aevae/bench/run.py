@@ -15,7 +15,6 @@ import json
 import time
 from pathlib import Path
 
-from mlflow import MlflowClient
 from tqdm.auto import tqdm
 
 from aevae.bench import claims
@@ -24,7 +23,8 @@ from aevae.errors import ConfigError
 from aevae.bench.grid import Cell, Grid, expand, load_grid, select
 from aevae.bench.outcomes import Outcome, GridSummary
 from aevae.bench.runner import BenchContext, run_pool, run_serial, threads_per_worker
-from aevae.tracking import artifact_root, default_tracking_uri, ensure_experiment
+from aevae.tracking import names
+from aevae.tracking.runs import EXPERIMENT_TAG_CHARS, RunStore
 
 
 class Progress:
@@ -61,16 +61,16 @@ def tuned_lookup(storage: str | None, missing: list[str]):
     return lookup
 
 
-def describe(client, experiment_id: str, grid: Grid, cells: list[Cell]) -> None:
+def describe(store: RunStore, experiment_id: str, grid: Grid, cells: list[Cell]) -> None:
     """Experiment tags that tell the report which cells to expect and what the axes are."""
     expected = json.dumps([{"cell": c.key, "seed": c.seed, "config_hash": c.config_hash} for c in cells])
-    if len(expected) > 20000:  # MLflow's limit for an experiment tag
+    if len(expected) > EXPERIMENT_TAG_CHARS:
         raise ConfigError(f"grid '{grid.name}' has {len(cells)} cells, too many to list in one "
                           f"MLflow experiment tag: split it into smaller grid files.")
-    client.set_experiment_tag(experiment_id, "grid_cells", expected)
-    client.set_experiment_tag(experiment_id, "grid_axes", json.dumps(grid.axes_json()))
+    tags = {names.GRID_CELLS: expected, names.GRID_AXES: json.dumps(grid.axes_json())}
     if grid.description:
-        client.set_experiment_tag(experiment_id, "mlflow.note.content", grid.description)
+        tags[names.NOTE] = grid.description
+    store.set_experiment_tags(experiment_id, tags)
 
 
 def run_grid(ref: str = DEFAULT_GRID, *, only: list[str] = (), force: bool = False, workers: int = 1,
@@ -86,15 +86,14 @@ def run_grid(ref: str = DEFAULT_GRID, *, only: list[str] = (), force: bool = Fal
     untuned: list[str] = []
     cells = expand(grid, tuned_lookup(storage, untuned) if tuned else None)
     selected = select(cells, list(only))
-    uri = tracking_uri or default_tracking_uri()
-    client = MlflowClient(uri)
-    ctx = open_experiment(client, grid, cells, uri, data_dir, log_artifacts, force)
-    finished = {} if force else claims.finished_runs(client, ctx.experiment_id, grid.name)
+    store = RunStore(tracking_uri)
+    ctx = open_experiment(store, grid, cells, data_dir, log_artifacts, force)
+    finished = {} if force else claims.finished_runs(store, ctx.experiment_id, grid.name)
     skipped = [Outcome.from_run(c, "skipped", finished[c.config_hash])
                for c in selected if c.config_hash in finished]
     todo = [c for c in selected if c.config_hash not in finished]
     print(f"grid {grid.name}: {len(selected)} of {len(cells)} cells selected, {len(skipped)} finished "
-          f"earlier, {len(todo)} to run; MLflow experiment '{ctx.experiment}' at {uri}")
+          f"earlier, {len(todo)} to run; MLflow experiment '{ctx.experiment}' at {store.tracking_uri}")
     for name in untuned:
         print(f"no tuned study for {name}: its cells use the grid's settings")
     progress = Progress(len(selected), len(skipped), grid.name)
@@ -110,23 +109,23 @@ def run_grid(ref: str = DEFAULT_GRID, *, only: list[str] = (), force: bool = Fal
         write_summary(grid, selected, skipped + progress.outcomes, started, results_dir)
         raise
     progress.bar.close()
-    claims.reap(client, ctx.experiment_id)  # a worker process that died mid-cell
+    claims.reap(store, ctx.experiment_id)  # a worker process that died mid-cell
     return write_summary(grid, selected, skipped + progress.outcomes, started, results_dir)
 
 
-def open_experiment(client, grid: Grid, cells: list[Cell], uri: str, data_dir: str | None,
+def open_experiment(store: RunStore, grid: Grid, cells: list[Cell], data_dir: str | None,
                     log_artifacts: bool, force: bool) -> BenchContext:
     """The grid's experiment, described, with the runs of dead workers closed."""
-    experiment = f"bench/{grid.name}"
-    experiment_id = ensure_experiment(client, experiment, artifact_root(uri))
-    describe(client, experiment_id, grid, cells)
-    closed = claims.reap(client, experiment_id)
+    experiment = names.bench_experiment(grid.name)
+    experiment_id = store.experiment(experiment)
+    describe(store, experiment_id, grid, cells)
+    closed = claims.reap(store, experiment_id)
     if closed:
         print(f"closed {len(closed)} run(s) left RUNNING by dead workers: "
-              + ", ".join(r.info.run_name for r in closed))
+              + ", ".join(r.name for r in closed))
     # with --force, only runs finished from now on count as done
     since_ms = int(time.time() * 1000) if force else 0
-    return BenchContext(experiment, experiment_id, uri, data_dir, log_artifacts, since_ms)
+    return BenchContext(experiment, experiment_id, store.tracking_uri, data_dir, log_artifacts, since_ms)
 
 
 def write_summary(grid: Grid, selected: list[Cell], outcomes: list[Outcome], started: float,

@@ -18,8 +18,6 @@ from multiprocessing import get_context
 from typing import Callable
 
 import torch
-from mlflow import MlflowClient
-from mlflow.entities import Param
 
 from aevae import data
 from aevae.bench import claims
@@ -28,7 +26,9 @@ from aevae.errors import AevaeError
 from aevae.bench.grid import Cell
 from aevae.bench.outcomes import Outcome
 from aevae.training.runtime import git_state
-from aevae.tracking import FAILURE_TAG, MlflowTracker, end_status, failure_reason
+from aevae.tracking import end_status, failure_reason, names
+from aevae.tracking.mlflow_tracker import MlflowTracker
+from aevae.tracking.runs import RunStore
 from aevae.training.loop import run_tags, train
 
 EXPECTED_FAILURES = (AevaeError, MemoryError, torch.OutOfMemoryError)  # one line, no traceback
@@ -68,54 +68,44 @@ class DataCache:
 
 
 def bench_tags(cell: Cell) -> dict[str, str]:
-    tags = {"grid": cell.grid, "cell": cell.key, "config_hash": cell.config_hash}
-    return {**tags, "tuned_from": cell.tuned_from} if cell.tuned_from else tags
+    tags = {names.GRID: cell.grid, names.CELL: cell.key, names.CONFIG_HASH: cell.config_hash}
+    return {**tags, names.TUNED_FROM: cell.tuned_from} if cell.tuned_from else tags
 
 
 def run_cell(cell: Cell, ctx: BenchContext, cache: DataCache) -> Outcome:
     """Claim one cell and train it into the claimed run; never raises for a failed cell."""
-    client = MlflowClient(ctx.tracking_uri)
+    store = RunStore(ctx.tracking_uri)
     commit, dirty = git_state()
     # torch_threads: timings of cells run by N workers read differently from serial ones
-    tags = {**run_tags(cell.config), **bench_tags(cell), "git_commit": commit,
-            "git_dirty": str(dirty).lower(), "torch_threads": str(torch.get_num_threads())}
-    got = claims.claim(client, ctx.experiment_id, cell.grid, cell.config_hash, cell.run_name, tags,
+    tags = {**run_tags(cell.config), **bench_tags(cell), names.GIT_COMMIT: commit,
+            names.GIT_DIRTY: str(dirty).lower(), names.TORCH_THREADS: str(torch.get_num_threads())}
+    got = claims.claim(store, ctx.experiment_id, cell.grid, cell.config_hash, cell.run_name, tags,
                        ctx.since_ms)
     if got.status == "finished":
         return Outcome.from_run(cell, "skipped", got.run)
     if got.status == "busy" and got.run is None:
         return Outcome(cell, "busy", reason="other workers' claims on it kept colliding; run the grid again")
     if got.status == "busy":
-        worker = got.run.data.tags.get(claims.WORKER_TAG, "?")
+        worker = got.run.tags.get(names.WORKER, "?")
         return Outcome(cell, "busy", reason=f"claimed by worker {worker}, which is still running it")
-    run_id = got.run.info.run_id
+    run_id = got.run.run_id
     try:
         # params first, so a cell that fails before training still shows its whole config
-        client.log_batch(run_id, params=[Param(k, str(v)) for k, v in to_dict(cell.config).items()])
+        store.log_params(run_id, to_dict(cell.config))
         splits = cache.get(cell.config, ctx.data_dir)
-        tracker = MlflowTracker(ctx.tracking_uri, ctx.experiment)
-        # MLflow's own hand-over of an existing run: start_run resumes MLFLOW_RUN_ID
-        os.environ["MLFLOW_RUN_ID"] = run_id
+        tracker = MlflowTracker(ctx.tracking_uri, ctx.experiment, run_id=run_id)  # the claimed run
         train(cell.config, splits, tracker, tags=bench_tags(cell), run_name=cell.run_name,
               log_artifacts=ctx.log_artifacts)
     except BaseException as exc:
-        _settle(client, run_id, exc)
+        # training ends its run itself; a failure before it started leaves the run to end here
+        store.end(run_id, end_status(exc), failure_reason(exc), if_running=True)
         if not isinstance(exc, Exception):
             raise
         detail = "" if isinstance(exc, EXPECTED_FAILURES) else traceback.format_exc()
         return Outcome(cell, "failed", run_id=run_id, reason=failure_reason(exc), detail=detail)
-    finally:
-        os.environ.pop("MLFLOW_RUN_ID", None)
-    finished = client.get_run(run_id)  # with every test metric, the per-run analysis' too
-    claims.retire_older(client, ctx.experiment_id, cell.grid, finished)
+    finished = store.get(run_id)  # with every test metric, the per-run analysis' too
+    claims.retire_older(store, ctx.experiment_id, cell.grid, finished)
     return Outcome.from_run(cell, "done", finished)
-
-
-def _settle(client, run_id: str, exc: BaseException) -> None:
-    """End the claimed run with the exception's reason if training had not ended it."""
-    if client.get_run(run_id).info.status == "RUNNING":
-        client.set_tag(run_id, FAILURE_TAG, failure_reason(exc)[:5000])
-        client.set_terminated(run_id, status=end_status(exc))
 
 
 _worker_cache: DataCache | None = None

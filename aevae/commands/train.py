@@ -19,7 +19,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from aevae import data
     from aevae.training.loop import train
-    from aevae.tracking import MlflowTracker
+    from aevae.tracking.mlflow_tracker import MlflowTracker
 
     cfg = config_from_args(args)
     splits = data.load(cfg.dataset, args.data_dir, cfg.val_size, cfg.subset)

@@ -16,7 +16,9 @@ from pathlib import Path
 from aevae.bench.defaults import DEFAULT_GRID, RESULTS_DIR
 from aevae.report import compare, downloads, markdown, panels, plots, tables
 from aevae.report.display import in_cell_order
-from aevae.report.runs import GridRuns, ReportError, check_store, load_grid_runs
+from aevae.report.runs import GridRuns, ReportError, load_grid_runs
+from aevae.tracking import default_tracking_uri
+from aevae.tracking.reader import StoreReader
 
 RESULTS_FILE = "RESULTS.md"
 CURVE_SEEDS = 3
@@ -50,32 +52,17 @@ def ui_base(tracking_uri: str, ui_url: str | None) -> str | None:
     return tracking_uri if tracking_uri.startswith(("http://", "https://")) else None
 
 
-def open_store(tracking_uri: str):
-    """A client that has answered once. Any failure here (unknown scheme, missing database
-    driver, server down) is a store the user named wrongly, so it is one line, not a trace."""
-    from mlflow import MlflowClient
-
-    try:
-        client = MlflowClient(tracking_uri)
-        client.search_experiments(max_results=1)
-    except Exception as exc:  # noqa: BLE001 - every backend raises its own kind
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        raise ReportError(f"cannot read the MLflow store at {tracking_uri} ({reason}); check "
-                          f"--tracking-uri or MLFLOW_TRACKING_URI.") from None
-    return client
-
-
-def draw_figures(client, grid: GridRuns, folder: Path, curve_seeds: int, seconds: dict) -> tuple[dict, list[str], int]:
+def draw_figures(reader: StoreReader, grid: GridRuns, folder: Path, curve_seeds: int, seconds: dict) -> tuple[dict, list[str], int]:
     """Every figure by kind, notes on missing figure artifacts, and the seeds per curve."""
     started = time.perf_counter()
     finished = in_cell_order(grid.finished, grid.slots, grid.extra_axes)
     curve_seeds = max(1, min(curve_seeds, CURVE_RUNS // max(1, finished["cell"].nunique())))
     curve_runs = downloads.representatives(finished, curve_seeds)
-    history = downloads.histories(client, list(curve_runs["run_id"]))
+    history = downloads.histories(reader, list(curve_runs["run_id"]))
     shown = downloads.representatives(finished, 1)
     representative = dict(zip(shown["cell"], shown["run_id"]))
     with tempfile.TemporaryDirectory() as scratch:
-        downloaded = downloads.download_figures(client, list(representative.values()), Path(scratch))
+        downloaded = downloads.download_figures(reader, list(representative.values()), Path(scratch))
         seconds["fetch"] = time.perf_counter() - started
         started = time.perf_counter()
         pairs = compare.pairs(grid)
@@ -104,21 +91,18 @@ def build_report(target: str = DEFAULT_GRID, out_dir: str | Path | None = None, 
                  ui_url: str | None = None, curve_seeds: int = CURVE_SEEDS) -> Report:
     """Read grid (or experiment) `target` from MLflow; write RESULTS.md and PNGs into `out_dir`
     (default benchmarks/results/<grid>/)."""
-    from aevae.tracking import default_tracking_uri
-
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     tracking_uri = tracking_uri or default_tracking_uri()
-    check_store(tracking_uri)  # before the client, which would create an empty store
-    client = open_store(tracking_uri)
-    grid = load_grid_runs(client, target, tracking_uri)
+    reader = StoreReader(tracking_uri)
+    grid = load_grid_runs(reader, target)
     seconds["read"] = time.perf_counter() - started
     folder = Path(out_dir) if out_dir else Path(RESULTS_DIR) / plots.slug(grid.experiment.grid)
     folder.mkdir(parents=True, exist_ok=True)
     for pattern in OWN_FIGURES:
         for old in folder.glob(pattern):
             old.unlink()
-    drawn, notes, curve_seeds = draw_figures(client, grid, folder, curve_seeds, seconds)
+    drawn, notes, curve_seeds = draw_figures(reader, grid, folder, curve_seeds, seconds)
     started = time.perf_counter()
     links = ui_base(tracking_uri, ui_url)
     sections = markdown.Sections(

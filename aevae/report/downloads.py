@@ -5,14 +5,17 @@ concurrently; on SQLite they cost about a millisecond each)."""
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 
+from aevae.tracking.names import TRAIN_PREFIX, VAL_PREFIX
+from aevae.tracking.reader import StoreReader
+
 WORKERS = 8
-CURVE_KEYS = ("train/loss", "val/loss", "train/kl", "val/kl", "val/recon_mse")
+CURVE_KEYS = (TRAIN_PREFIX + "loss", VAL_PREFIX + "loss", TRAIN_PREFIX + "kl", VAL_PREFIX + "kl",
+              VAL_PREFIX + "recon_mse")
 FIGURES = ("reconstructions", "prior_samples", "latent")
 
 
@@ -24,13 +27,13 @@ def representatives(finished: pd.DataFrame, per_cell: int) -> pd.DataFrame:
     return finished[finished.index.isin(picked)]
 
 
-def histories(client, run_ids: list[str], keys=CURVE_KEYS) -> pd.DataFrame:
+def histories(reader: StoreReader, run_ids: list[str], keys=CURVE_KEYS) -> pd.DataFrame:
     """Per-step values of `keys` for each run: columns run_id, key, epoch, value. A metric a
     run never logged is simply absent."""
 
     def one(job):
         run_id, key = job
-        return [(run_id, key, m.step, m.value) for m in client.get_metric_history(run_id, key)]
+        return [(run_id, key, step, value) for step, value in reader.metric_history(run_id, key)]
 
     jobs = [(r, k) for r in run_ids for k in keys]
     with ThreadPoolExecutor(WORKERS) as pool:
@@ -38,20 +41,15 @@ def histories(client, run_ids: list[str], keys=CURVE_KEYS) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["run_id", "key", "epoch", "value"])
 
 
-def download_figures(client, run_ids: list[str], folder: Path) -> dict[str, dict[str, Path]]:
+def download_figures(reader: StoreReader, run_ids: list[str], folder: Path) -> dict[str, dict[str, Path]]:
     """`run_id -> {figure name: local PNG}` for the figures each run has; a run without them
     (an older version, `--no-artifacts`, a run that failed early) maps to what it has."""
-    from mlflow.exceptions import MlflowException
-
-    # The download's progress bars would bury the command's own output.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
     def one(run_id: str) -> tuple[str, dict[str, Path]]:
         target = folder / run_id
         target.mkdir(parents=True, exist_ok=True)
-        try:
-            local = Path(client.download_artifacts(run_id, "figures", str(target)))
-        except (MlflowException, OSError):
+        local = reader.download(run_id, "figures", target)
+        if local is None:
             return run_id, {}
         return run_id, {name: local / f"{name}.png" for name in FIGURES if (local / f"{name}.png").is_file()}
 

@@ -1,29 +1,28 @@
 """Reading a grid from MLflow: which experiment, which cells the grid expects, and the one
 run that stands for each (cell, seed) slot.
 
-Only MLflow's public API is used (experiment tags, `search_runs`), so the report works on a
-tracking server and on runs logged by older aevae versions; nothing here imports the
-training code (or torch).
+Everything is read through aevae.tracking's `StoreReader` (experiment tags, one paged
+search), so the report works on a tracking server and on runs logged by older aevae
+versions; nothing here imports the training code (or torch).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pandas as pd
 
 from aevae.errors import AevaeError
+from aevae.tracking import names
+from aevae.tracking.reader import StoreReader
 
-GRID_PREFIX = "bench/"
-KEY_AXES = ("model", "arch", "dataset")
+KEY_AXES = (names.MODEL, names.ARCH, names.DATASET)
 # Ordering of the states when one (cell, seed) has several runs: a finished run stands for
 # the slot even if a later attempt failed or is still going.
 STATUS_RANK = {"FINISHED": 0, "RUNNING": 1, "SCHEDULED": 2, "FAILED": 3, "KILLED": 4}
-SEARCH_PAGE = 10000  # runs per request; MLflow's stores accept up to 50,000
 NOT_RUN = "NOT RUN"
-PROVENANCE_TAGS = ("git_commit", "git_dirty", "device", "precision", "torch_version")
+PROVENANCE_TAGS = (names.GIT_COMMIT, names.GIT_DIRTY, names.DEVICE, names.PRECISION, names.TORCH_VERSION)
 RUN_COLUMNS = ["run_id", "status", "start_time", *KEY_AXES, "cell", "seed", "config_hash",
                "tuned_from", "reason", *PROVENANCE_TAGS]
 NOT_RUN_REASON = ("expected by the grid but no run was logged (the grid run stopped before this "
@@ -44,7 +43,7 @@ class Experiment:
     @property
     def grid(self) -> str:
         """The grid's name (`lab` for `bench/lab`), else the experiment's name."""
-        return self.name.removeprefix(GRID_PREFIX)
+        return self.name.removeprefix(names.BENCH_PREFIX)
 
 
 @dataclass
@@ -85,33 +84,24 @@ def seed_text(value) -> str:
         return str(value)
 
 
-def find_experiment(client, target: str, tracking_uri: str) -> Experiment:
+def find_experiment(reader: StoreReader, target: str) -> Experiment:
     """The experiment `bench/<target>` (a grid's name) or `<target>` (any experiment)."""
-    names = [target] if target.startswith(GRID_PREFIX) else [GRID_PREFIX + target, target]
-    for name in names:
-        found = client.get_experiment_by_name(name)
-        if found is not None and found.lifecycle_stage == "active":
-            return Experiment(found.name, found.experiment_id, tracking_uri, dict(found.tags))
-    existing = sorted(e.name for e in client.search_experiments())
+    grid = target.removeprefix(names.BENCH_PREFIX)
+    for name in [target] if grid != target else [names.bench_experiment(grid), target]:
+        found = reader.experiment(name)
+        if found is not None:
+            return Experiment(found.name, found.experiment_id, reader.tracking_uri, found.tags)
+    existing = reader.experiment_names()
     raise ReportError(
-        f"no experiment '{target}' (nor grid '{GRID_PREFIX}{target.removeprefix(GRID_PREFIX)}') in "
-        f"{tracking_uri}; experiments there: {', '.join(existing) or 'none'} "
-        f"(run `aevae bench {target.removeprefix(GRID_PREFIX)}` first, or pass --tracking-uri)."
+        f"no experiment '{target}' (nor grid '{names.bench_experiment(grid)}') in "
+        f"{reader.tracking_uri}; experiments there: {', '.join(existing) or 'none'} "
+        f"(run `aevae bench {grid}` first, or pass --tracking-uri)."
     )
-
-
-def check_store(tracking_uri: str) -> None:
-    """Reading must not create an empty SQLite store where the user mistyped a path."""
-    if tracking_uri.startswith("sqlite:///"):
-        path = Path(tracking_uri.removeprefix("sqlite:///"))
-        if not path.is_file():
-            raise ReportError(f"there is no MLflow store at {path}: run `make bench` first, "
-                              f"or pass --tracking-uri (or set MLFLOW_TRACKING_URI).")
 
 
 def expected_slots(experiment: Experiment, notes: list[str]) -> pd.DataFrame | None:
     """The grid's `grid_cells` experiment tag as (cell, seed, config_hash) rows, or None."""
-    text = experiment.tags.get("grid_cells")
+    text = experiment.tags.get(names.GRID_CELLS)
     if not text:
         return None
     try:
@@ -126,7 +116,7 @@ def expected_slots(experiment: Experiment, notes: list[str]) -> pd.DataFrame | N
 
 def grid_axes(experiment: Experiment) -> dict[str, list]:
     try:
-        axes = json.loads(experiment.tags.get("grid_axes") or "{}")
+        axes = json.loads(experiment.tags.get(names.GRID_AXES) or "{}")
     except ValueError:
         return {}
     return axes if isinstance(axes, dict) else {}
@@ -141,23 +131,16 @@ def text_column(frame: pd.DataFrame, *names: str) -> pd.Series:
     return result
 
 
-def search(client, experiment: Experiment) -> pd.DataFrame:
+def search(reader: StoreReader, experiment: Experiment) -> pd.DataFrame:
     """Every active run of the experiment with its latest metric values, params and tags, in
-    the columns `mlflow.search_runs` uses (`metrics.x`, `params.x`, `tags.x`). The client's
-    own paged search is used because `mlflow.search_runs` reads the process-wide tracking
-    URI, which the report would otherwise have to change under its caller."""
-    rows, token = [], None
-    while True:
-        page = client.search_runs([experiment.id], max_results=SEARCH_PAGE, page_token=token)
-        for run in page:
-            row = {"run_id": run.info.run_id, "status": run.info.status, "start_time": run.info.start_time}
-            row.update({f"metrics.{k}": v for k, v in run.data.metrics.items()})
-            row.update({f"params.{k}": v for k, v in run.data.params.items()})
-            row.update({f"tags.{k}": v for k, v in run.data.tags.items()})
-            rows.append(row)
-        token = page.token
-        if not token:
-            break
+    the columns `mlflow.search_runs` uses (`metrics.x`, `params.x`, `tags.x`)."""
+    rows = []
+    for run in reader.runs(experiment.id):
+        row = {"run_id": run.run_id, "status": run.status, "start_time": run.start_time}
+        row.update({f"metrics.{k}": v for k, v in run.metrics.items()})
+        row.update({f"params.{k}": v for k, v in run.params.items()})
+        row.update({f"tags.{k}": v for k, v in run.tags.items()})
+        rows.append(row)
     frame = pd.DataFrame(rows, columns=["run_id", "status", "start_time"] if not rows else None)
     frame["start_time"] = pd.to_datetime(frame["start_time"], unit="ms", utc=True)
     return frame
@@ -171,11 +154,11 @@ def training_runs(raw: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
     runs["start_time"] = raw["start_time"]
     for axis in KEY_AXES:
         runs[axis] = text_column(raw, f"tags.{axis}", f"params.{axis}")
-    runs["cell"] = text_column(raw, "tags.cell")
-    runs["seed"] = text_column(raw, "tags.seed", "params.seed").map(seed_text, na_action="ignore")
-    runs["config_hash"] = text_column(raw, "tags.config_hash").fillna("")
-    runs["tuned_from"] = text_column(raw, "tags.tuned_from").fillna("")
-    runs["reason"] = text_column(raw, "tags.failure_reason").fillna("")
+    runs["cell"] = text_column(raw, f"tags.{names.CELL}")
+    runs["seed"] = text_column(raw, f"tags.{names.SEED}", "params.seed").map(seed_text, na_action="ignore")
+    runs["config_hash"] = text_column(raw, f"tags.{names.CONFIG_HASH}").fillna("")
+    runs["tuned_from"] = text_column(raw, f"tags.{names.TUNED_FROM}").fillna("")
+    runs["reason"] = text_column(raw, f"tags.{names.FAILURE_REASON}").fillna("")
     for tag in PROVENANCE_TAGS:
         runs[tag] = text_column(raw, f"tags.{tag}")
     keep = runs["cell"].notna() | runs[list(KEY_AXES)].notna().all(axis=1)
@@ -262,12 +245,12 @@ def extra_axes_of(slots: pd.DataFrame) -> list[str]:
     return sorted({k for cell in slots["cell"] for k in parse_cell(cell)} - set(KEY_AXES))
 
 
-def load_grid_runs(client, target: str, tracking_uri: str) -> GridRuns:
+def load_grid_runs(reader: StoreReader, target: str) -> GridRuns:
     """Everything the report shows, read from MLflow in one search."""
-    experiment = find_experiment(client, target, tracking_uri)
+    experiment = find_experiment(reader, target)
     notes: list[str] = []
     expected = expected_slots(experiment, notes)
-    raw = search(client, experiment)
+    raw = search(reader, experiment)
     if raw.empty and (expected is None or expected.empty):
         raise ReportError(f"experiment '{experiment.name}' has no runs yet: run "
                           f"`aevae bench {experiment.grid}` (or `aevae train --experiment "

@@ -10,6 +10,7 @@ from aevae.report.display import (
     mean_std, model_title, ordered_cells, run_link,
 )
 from aevae.report.runs import GridRuns
+from aevae.tracking import names
 
 REASON_CHARS = 300
 LINKS_PER_ROW = 5
@@ -137,20 +138,20 @@ def provenance(grid: GridRuns) -> list[str]:
     """Which code, libraries and hardware produced the finished runs."""
     finished = grid.finished
     lines = []
-    for tag, label in (("git_commit", "git commit"), ("torch_version", "torch"),
-                       ("device", "device"), ("precision", "precision")):
+    for tag, label in ((names.GIT_COMMIT, "git commit"), (names.TORCH_VERSION, "torch"),
+                       (names.DEVICE, "device"), (names.PRECISION, "precision")):
         if tag not in finished:
             continue
         counts = finished[tag].fillna("unknown").value_counts()
-        shown = [f"`{v[:12] if tag == 'git_commit' else v}` ({n} runs)" if len(counts) > 1
-                 else f"`{v[:12] if tag == 'git_commit' else v}`" for v, n in counts.items()]
+        shown = [f"`{v[:12] if tag == names.GIT_COMMIT else v}` ({n} runs)" if len(counts) > 1
+                 else f"`{v[:12] if tag == names.GIT_COMMIT else v}`" for v, n in counts.items()]
         lines.append(f"{label}: {', '.join(shown)}")
     mixed = [cell for cell, done in finished.groupby("cell") if mixed_runtime(done)]
     if mixed:
         lines.append(f"{len(mixed)} cell(s) mix runs of different precision or device, so their "
                      f"spread includes that difference (see their notes): {', '.join(mixed)}")
-    if "git_dirty" in finished and (finished["git_dirty"] == "true").any():
-        lines.append(f"{(finished['git_dirty'] == 'true').sum()} run(s) came from a checkout "
+    if names.GIT_DIRTY in finished and (finished[names.GIT_DIRTY] == "true").any():
+        lines.append(f"{(finished[names.GIT_DIRTY] == 'true').sum()} run(s) came from a checkout "
                      f"with uncommitted changes")
     return lines
 

@@ -20,7 +20,7 @@ from aevae.errors import ConfigError, TrainingFailed
 from aevae.training.evaluate import evaluate
 from aevae.models import build
 from aevae.training.runtime import autocast, environment_tags, pick_device, uses_bf16
-from aevae.tracking import Tracker
+from aevae.tracking import Tracker, names
 
 EpochHook = Callable[[int, dict[str, float]], None]
 
@@ -39,11 +39,11 @@ class Result:
 def run_tags(cfg: TrainConfig) -> dict[str, str]:
     """Tags that find a run by what it is (cfg must be resolved)."""
     return {
-        "model": cfg.model,
-        "arch": cfg.arch,
-        "dataset": cfg.dataset,
-        "seed": str(cfg.seed),
-        "config_hash": config_hash(cfg),
+        names.MODEL: cfg.model,
+        names.ARCH: cfg.arch,
+        names.DATASET: cfg.dataset,
+        names.SEED: str(cfg.seed),
+        names.CONFIG_HASH: config_hash(cfg),
     }
 
 
@@ -82,7 +82,7 @@ def train(cfg: TrainConfig, data: Splits, tracker: Tracker, on_epoch: EpochHook 
             row["images_per_sec"] = len(splits.train) / row["epoch_seconds"]
             val = evaluate(model, splits.val, binarize=cfg.binarize, pixel_tol=cfg.pixel_tol,
                            autocast=precision)
-            row.update({f"val/{k}": v for k, v in val.items()})
+            row.update({f"{names.VAL_PREFIX}{k}": v for k, v in val.items()})
             bad = [k for k, v in row.items() if not math.isfinite(v)]
             if bad:
                 raise TrainingFailed(
@@ -108,7 +108,8 @@ def finish(model, splits: Splits, result: Result, tracker: Tracker, precision, l
         result.test = evaluate(model, splits.test, binarize=cfg.binarize, pixel_tol=cfg.pixel_tol,
                                autocast=precision)
     result.seconds = time.perf_counter() - started
-    tracker.log_metrics({**{f"test/{k}": v for k, v in result.test.items()}, "train_seconds": result.seconds})
+    tracker.log_metrics({**{f"{names.TEST_PREFIX}{k}": v for k, v in result.test.items()},
+                         names.TRAIN_SECONDS: result.seconds})
     if splits.test is None:
         if log_artifacts:
             run_figures.log_trial_artifacts(model, splits.val, result.history, tracker, cfg, precision)
@@ -146,4 +147,5 @@ def train_epoch(model, optimizer, splits: Splits, cfg: TrainConfig, generator: t
         # Weighted by batch size so the epoch mean is per image; read once, after the loop.
         sums += torch.stack(parts).detach() * len(x)
     loss, recon, kl = (sums / len(images)).tolist()
-    return {"train/loss": loss, "train/recon": recon, "train/kl": kl}
+    prefix = names.TRAIN_PREFIX
+    return {f"{prefix}loss": loss, f"{prefix}recon": recon, f"{prefix}kl": kl}

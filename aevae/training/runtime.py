@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from aevae.errors import ConfigError
+from aevae.tracking import names
 
 
 def pick_device(name: str) -> torch.device:
@@ -72,14 +73,14 @@ def environment_tags(device: torch.device, bf16: bool) -> dict[str, str]:
 
     commit, dirty = git_state()
     return {
-        "git_commit": commit,
-        "git_dirty": str(dirty).lower(),
-        "mlflow.source.git.commit": commit,
-        "aevae_version": __version__,
-        "torch_version": torch.__version__,
-        "mlflow_version": version("mlflow"),
-        "numpy_version": version("numpy"),
-        "python_version": platform.python_version(),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()})",
-        "precision": "bf16-autocast" if bf16 else "fp32",
+        names.GIT_COMMIT: commit,
+        names.GIT_DIRTY: str(dirty).lower(),
+        names.MLFLOW_GIT_COMMIT: commit,
+        names.AEVAE_VERSION: __version__,
+        names.TORCH_VERSION: torch.__version__,
+        names.MLFLOW_VERSION: version("mlflow"),
+        names.NUMPY_VERSION: version("numpy"),
+        names.PYTHON_VERSION: platform.python_version(),
+        names.DEVICE: torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()})",
+        names.PRECISION: "bf16-autocast" if bf16 else "fp32",
     }

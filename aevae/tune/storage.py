@@ -18,6 +18,7 @@ import os
 import socket
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
@@ -27,12 +28,18 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from aevae.errors import AevaeError
-from aevae.tracking import end_abandoned_run
+from aevae.tracking.workers import process_gone, this_process_started
 from aevae.tune.defaults import DEFAULT_STORAGE
+
+if TYPE_CHECKING:
+    from aevae.tracking.runs import RunStore
 
 HEARTBEAT_SECONDS = 60  # a beat a minute; a worker silent for three is taken for dead
 GRACE_SECONDS = 180
 ABANDONED = "abandoned"  # user attribute of a trial whose process died or was interrupted
+# User attributes naming who runs a trial, and its MLflow runs
+HOST_ATTR, PID_ATTR, STARTED_ATTR = "host", "pid", "process_started"
+RUN_ATTR, PARENT_RUN_ATTR = "mlflow_run_id", "mlflow_parent_run_id"
 
 
 class StorageError(AevaeError):
@@ -83,17 +90,14 @@ def open_storage(storage: str | None = None) -> BaseStorage:
         raise StorageError(f"cannot open the Optuna storage '{shown}' ({reason}); {hint}.") from None
 
 
-def _alive(pid: object) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, TypeError, ValueError):
-        return True  # someone else's process, or no pid to judge by: leave the trial be
-    return True
+def owner_attrs(parent_run_id: str) -> dict[str, object]:
+    """The user attributes that say which process runs a trial, under which MLflow parent run.
+    (Trials of older versions lack the start time; their pid alone says whether they died.)"""
+    return {HOST_ATTR: socket.gethostname(), PID_ATTR: os.getpid(),
+            STARTED_ATTR: this_process_started(), PARENT_RUN_ATTR: parent_run_id}
 
 
-def recover_trials(study: optuna.Study, storage: BaseStorage, tracking_uri: str) -> list[int]:
+def recover_trials(study: optuna.Study, storage: BaseStorage, runs: RunStore) -> list[int]:
     """Fail the RUNNING trials this host started in processes that no longer exist (ending
     their MLflow runs, and their invocation's parent run, as KILLED), then enqueue again the
     parameters of every trial that a dead or interrupted process left unfinished, once, so a
@@ -103,15 +107,17 @@ def recover_trials(study: optuna.Study, storage: BaseStorage, tracking_uri: str)
     study_id = storage.get_study_id_from_name(study.study_name)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         attrs = trial.user_attrs
-        if attrs.get("host") != host or "pid" not in attrs or _alive(attrs["pid"]):
+        if PID_ATTR not in attrs:
             continue
-        reason = f"process {attrs['pid']} on {host} died during trial {trial.number}"
+        if not process_gone(attrs.get(HOST_ATTR), attrs[PID_ATTR], attrs.get(STARTED_ATTR)):
+            continue  # alive, or another host's (Optuna's heartbeat judges those on a database)
+        reason = f"process {attrs[PID_ATTR]} on {host} died during trial {trial.number}"
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
         storage.set_trial_user_attr(trial_id, ABANDONED, reason)
         storage.set_trial_state_values(trial_id, TrialState.FAIL)
-        for key in ("mlflow_run_id", "mlflow_parent_run_id"):
+        for key in (RUN_ATTR, PARENT_RUN_ATTR):
             if key in attrs:
-                end_abandoned_run(tracking_uri, attrs[key], f"{reason}; found when the study resumed")
+                runs.end(attrs[key], "KILLED", f"{reason}; found when the study resumed", if_running=True)
     trials = study.get_trials(deepcopy=False)
     retried = {t.user_attrs.get("retry_of") for t in trials}
     again = [t for t in trials if t.state == TrialState.FAIL and ABANDONED in t.user_attrs

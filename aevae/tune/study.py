@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
-import socket
 import time
 import warnings
 from dataclasses import dataclass
@@ -28,8 +26,13 @@ from aevae.config import parse_value
 from aevae.data import Splits
 from aevae.errors import TrainingFailed, unknown_name
 from aevae.tune.space import PRUNERS, StudySpec, suggest, to_raw
-from aevae.tune.storage import ABANDONED, DEFAULT_STORAGE, describe_storage, is_url, open_storage, recover_trials
-from aevae.tracking import MlflowTracker, Tracker, default_tracking_uri
+from aevae.tune.storage import (
+    ABANDONED, DEFAULT_STORAGE, RUN_ATTR, describe_storage, is_url, open_storage, owner_attrs, recover_trials,
+)
+from aevae.tracking import Tracker, names
+from aevae.tracking.mlflow_tracker import MlflowTracker
+from aevae.tracking.runs import RunStore
+from aevae.tracking.workers import this_worker
 from aevae.training.loop import train
 from aevae.tune.summary import StudySummary, summarize
 
@@ -56,9 +59,10 @@ class Objective:
 # The VAE's val/loss weighs the KL by beta, so it would move with a searched beta; the
 # negative ELBO does not, which keeps its trials comparable.
 OBJECTIVES = {
-    "vae": Objective("val/elbo", -1.0, "negative ELBO of the validation split (reconstruction + KL, "
-                                       "one posterior sample; independent of beta)"),
-    "ae": Objective("val/loss", 1.0, "reconstruction loss of the validation split (the AE's loss)"),
+    "vae": Objective(f"{names.VAL_PREFIX}elbo", -1.0, "negative ELBO of the validation split "
+                     "(reconstruction + KL, one posterior sample; independent of beta)"),
+    "ae": Objective(f"{names.VAL_PREFIX}loss", 1.0,
+                    "reconstruction loss of the validation split (the AE's loss)"),
 }
 
 
@@ -83,17 +87,18 @@ class TrialTracker:
 
     @contextlib.contextmanager
     def run(self, name, params, tags) -> Iterator[str]:
-        with self.inner.run(name, params, {**tags, "optuna_trial_number": str(self.trial.number)}) as run_id:
-            self.trial.set_user_attr("mlflow_run_id", run_id)
+        numbered = {**tags, names.OPTUNA_TRIAL_NUMBER: str(self.trial.number)}
+        with self.inner.run(name, params, numbered) as run_id:
+            self.trial.set_user_attr(RUN_ATTR, run_id)
             try:
                 yield run_id
             except optuna.TrialPruned:
-                self.inner.set_tags({"optuna_state": "PRUNED"})
+                self.inner.set_tags({names.OPTUNA_STATE: "PRUNED"})
                 raise
             except BaseException:
-                self.inner.set_tags({"optuna_state": "FAIL"})
+                self.inner.set_tags({names.OPTUNA_STATE: "FAIL"})
                 raise
-            self.inner.set_tags({"optuna_state": "COMPLETE"})
+            self.inner.set_tags({names.OPTUNA_STATE: "COMPLETE"})
 
     def __getattr__(self, name):
         # everything else (metrics, tags, figures, dicts, the model) goes to the child run as is
@@ -104,7 +109,7 @@ def run_trial(trial: optuna.Trial, spec: StudySpec, splits: Splits, tracker: Tra
     """The objective: train the trial's config, report the validation objective each epoch,
     prune when the pruner says so; returns the last epoch's objective."""
     # Who runs the trial, first: a resumed study fails the trials of processes that died.
-    for key, value in (("host", socket.gethostname()), ("pid", os.getpid()), ("mlflow_parent_run_id", parent_id)):
+    for key, value in owner_attrs(parent_id).items():
         trial.set_user_attr(key, value)
     objective = OBJECTIVES[spec.base.model]
     cfg = spec.config(suggest(trial, spec))
@@ -119,7 +124,7 @@ def run_trial(trial: optuna.Trial, spec: StudySpec, splits: Splits, tracker: Tra
         if trial.should_prune():
             raise Pruned(f"pruned after epoch {epoch} of {cfg.epochs}: {objective.label} = {value:.4g}")
 
-    tags = {"optuna_study": spec.name, "study_set": spec.study_set, "cell": spec.cell}
+    tags = {names.OPTUNA_STUDY: spec.name, names.STUDY_SET: spec.study_set, names.CELL: spec.cell}
     try:
         result = train(cfg, splits.without_test(), TrialTracker(tracker, trial), on_epoch, tags=tags,
                        run_name=f"trial {trial.number}")
@@ -194,22 +199,22 @@ def run_study(spec: StudySpec, *, storage: str | None = None, tracking_uri: str 
     target = trials or spec.trials
     optuna_storage = open_storage(storage)
     study = open_study(spec, optuna_storage)
-    tracking_uri = tracking_uri or default_tracking_uri()
-    retried = recover_trials(study, optuna_storage, tracking_uri)
+    runs = RunStore(tracking_uri)
+    retried = recover_trials(study, optuna_storage, runs)
     remaining = target - len(study.get_trials(deepcopy=False, states=FINISHED))
     if remaining <= 0:
         return summarize(study, spec, new_trials=0, seconds=0.0, retried=retried)
     study.sampler = make_sampler(spec, study, seed)
     study.pruner = PRUNERS[spec.pruner](target, None if "epochs" in spec.searched else spec.base.epochs)
     splits = data.load(spec.base.dataset, data_dir, spec.base.val_size, spec.base.subset)
-    experiment = f"tune/{spec.study_set}"
-    tags = {"optuna_study": spec.name, "study_set": spec.study_set, "cell": spec.cell,
-            "optuna_storage": describe_storage(storage), "worker": f"{socket.gethostname()}:{os.getpid()}"}
+    experiment = names.tune_experiment(spec.study_set)
+    tags = {names.OPTUNA_STUDY: spec.name, names.STUDY_SET: spec.study_set, names.CELL: spec.cell,
+            names.OPTUNA_STORAGE: describe_storage(storage), names.WORKER: this_worker()}
     ran: list[int] = []  # trials this invocation ran (other workers may share the study)
     started = time.perf_counter()
-    parent = MlflowTracker(tracking_uri, experiment)
+    parent = MlflowTracker(runs.tracking_uri, experiment)
     with parent.run(spec.name.removeprefix(f"{spec.study_set}/"), parent_params(spec, target), tags) as parent_id:
-        child = MlflowTracker(tracking_uri, experiment, parent_run_id=parent_id)
+        child = MlflowTracker(runs.tracking_uri, experiment, parent_run_id=parent_id)
         study.optimize(
             lambda trial: run_trial(trial, spec, splits, child, parent_id),
             n_trials=remaining, timeout=timeout, catch=(TrainingFailed,),

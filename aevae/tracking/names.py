@@ -1,0 +1,78 @@
+"""Every name that one part of aevae writes into MLflow and another reads back: run tags,
+experiment tags, experiment names, metric prefixes. Changing a value here changes what new
+runs store, and runs logged before keep the old name, so the values stay as they are; the
+report of an old store depends on it. MLflow keeps its own tag names in one module the same
+way (mlflow/utils/mlflow_tags.py).
+
+Imports nothing: the report, the CLI and the config may all read it.
+"""
+
+from __future__ import annotations
+
+# --- Experiments -----------------------------------------------------------------------
+BENCH_PREFIX = "bench/"  # one experiment per grid: bench/<grid>
+TUNE_PREFIX = "tune/"  # one experiment per study set: tune/<set>
+DEFAULT_EXPERIMENT = "aevae"  # `aevae train` without --experiment
+
+
+def bench_experiment(grid: str) -> str:
+    return f"{BENCH_PREFIX}{grid}"
+
+
+def tune_experiment(study_set: str) -> str:
+    return f"{TUNE_PREFIX}{study_set}"
+
+
+# Experiment tags the bench writes and the report reads.
+GRID_CELLS = "grid_cells"  # JSON list of {cell, seed, config_hash} the grid expects
+GRID_AXES = "grid_axes"  # JSON {axis: [values]}
+NOTE = "mlflow.note.content"  # MLflow's description field (the grid file's description)
+
+# --- What a run is ---------------------------------------------------------------------
+MODEL = "model"
+ARCH = "arch"
+DATASET = "dataset"
+SEED = "seed"
+CONFIG_HASH = "config_hash"  # the resolved config's hash: the same cell, the same hash
+GRID = "grid"
+CELL = "cell"  # e.g. vae/conv/mnist or vae/mlp/mnist/beta=0.5
+TUNED_FROM = "tuned_from"  # the study whose best trial set the cell's config
+
+# --- How a run ended -------------------------------------------------------------------
+FAILURE_REASON = "failure_reason"  # one line, on FAILED and KILLED runs
+MODEL_URI = "model_uri"  # what mlflow.pytorch.load_model takes
+
+# --- Claims of grid cells (aevae.bench.claims) -----------------------------------------
+CLAIM = "claim"
+CLAIM_PENDING = "pending"
+CLAIM_WON = "won"
+WORKER = "worker"  # <host>:<pid> of the process running the run
+WORKER_STARTED = "worker_started"  # that process's start time, seconds: tells a reused pid apart
+SUPERSEDED_BY = "superseded_by"  # on a finished run a forced re-run replaced
+
+# --- Provenance ------------------------------------------------------------------------
+GIT_COMMIT = "git_commit"
+GIT_DIRTY = "git_dirty"
+MLFLOW_GIT_COMMIT = "mlflow.source.git.commit"  # the same commit, where MLflow's UI shows it
+AEVAE_VERSION = "aevae_version"
+TORCH_VERSION = "torch_version"
+MLFLOW_VERSION = "mlflow_version"
+NUMPY_VERSION = "numpy_version"
+PYTHON_VERSION = "python_version"
+DEVICE = "device"
+PRECISION = "precision"  # bf16-autocast or fp32, as resolved for the run
+TORCH_THREADS = "torch_threads"
+
+# --- Optuna ----------------------------------------------------------------------------
+OPTUNA_STUDY = "optuna_study"
+STUDY_SET = "study_set"
+OPTUNA_STORAGE = "optuna_storage"
+OPTUNA_TRIAL_NUMBER = "optuna_trial_number"
+OPTUNA_STATE = "optuna_state"  # COMPLETE, PRUNED or FAIL
+PARENT_RUN_ID = "mlflow.parentRunId"  # MLflow's own tag for a child run (a trial)
+
+# --- Metrics ---------------------------------------------------------------------------
+TRAIN_PREFIX = "train/"  # per epoch, on the training split
+VAL_PREFIX = "val/"  # per epoch, on the validation split
+TEST_PREFIX = "test/"  # once, at the end, on the test split
+TRAIN_SECONDS = "train_seconds"

@@ -1,0 +1,72 @@
+"""Reading a tracking store, for the report: experiments, every run of one in a paged search,
+metric histories and artifact downloads. It writes nothing, and opening it never creates an
+empty SQLite store where a path was mistyped.
+
+Only MLflow's public client API is used, so the same reads work on a tracking server and on
+runs that older aevae versions logged.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from aevae.errors import AevaeError
+from aevae.tracking.records import ExperimentRecord, RunRecord
+from aevae.tracking.runs import search
+
+
+class StoreError(AevaeError):
+    """A tracking store that is not there or does not answer."""
+
+
+class StoreReader:
+    """Read-only access to the tracking store at `tracking_uri`, checked on opening."""
+
+    def __init__(self, tracking_uri: str):
+        self.tracking_uri = tracking_uri
+        if tracking_uri.startswith("sqlite:///"):
+            path = Path(tracking_uri.removeprefix("sqlite:///"))
+            if not path.is_file():
+                raise StoreError(f"there is no MLflow store at {path}: run `make bench` first, "
+                                 f"or pass --tracking-uri (or set MLFLOW_TRACKING_URI).")
+        try:
+            self.client = MlflowClient(tracking_uri)
+            self.client.search_experiments(max_results=1)
+        except Exception as exc:  # noqa: BLE001 - every backend raises its own kind
+            # an unknown scheme, a missing database driver, a server that is down: a store
+            # the user named wrongly, so one line, not a traceback
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise StoreError(f"cannot read the MLflow store at {tracking_uri} ({reason}); check "
+                             f"--tracking-uri or MLFLOW_TRACKING_URI.") from None
+
+    def experiment(self, name: str) -> ExperimentRecord | None:
+        """The active (not deleted) experiment `name`, or None."""
+        found = self.client.get_experiment_by_name(name)
+        if found is None or found.lifecycle_stage != "active":
+            return None
+        return ExperimentRecord(found.name, found.experiment_id, dict(found.tags))
+
+    def experiment_names(self) -> list[str]:
+        return sorted(e.name for e in self.client.search_experiments())
+
+    def runs(self, experiment_id: str) -> list[RunRecord]:
+        """Every active run of the experiment, with its latest metric values, params and tags."""
+        return search(self.client, experiment_id)
+
+    def metric_history(self, run_id: str, key: str) -> list[tuple[int, float]]:
+        """(step, value) of every value of `key` the run logged; empty if it logged none."""
+        return [(m.step, m.value) for m in self.client.get_metric_history(run_id, key)]
+
+    def download(self, run_id: str, artifact_path: str, folder: Path) -> Path | None:
+        """The run's artifact file or folder, downloaded into `folder`; None if the run has
+        none at that path or it cannot be fetched."""
+        # The download's progress bars would bury the command's own output.
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        try:
+            return Path(self.client.download_artifacts(run_id, artifact_path, str(folder)))
+        except (MlflowException, OSError):
+            return None
