@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from aevae.config import FIELDS, TrainConfig, field_type, validate, with_overrides
+from aevae.tracking import DEFAULT_TRACKING_URI
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -30,4 +31,4 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=None,
                         help="dataset root in torchvision's layout (default: $AEVAE_DATA_DIR, else ./data)")
     parser.add_argument("--tracking-uri", default=None,
-                        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db)")
+                        help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI})")

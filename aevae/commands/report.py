@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from aevae.bench.defaults import DEFAULT_GRID, RESULTS_DIR
+from aevae.tracking import DEFAULT_TRACKING_URI
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -14,7 +15,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, metavar="DIR",
                         help=f"folder for RESULTS.md and the figures (default: {RESULTS_DIR}/<grid>/)")
     parser.add_argument("--tracking-uri", default=None,
-                        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db)")
+                        help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI})")
     parser.add_argument("--ui-url", default=None, metavar="URL",
                         help="an MLflow UI that serves this store, for run links "
                              "(default: the tracking URI when it is http(s))")

@@ -16,7 +16,7 @@ This module imports no MLflow, so `from aevae.tracking import names` costs nothi
 """
 
 from aevae.tracking.tracker import (
-    MemoryTracker, Tracker, default_tracking_uri, end_status, failure_reason,
+    DEFAULT_TRACKING_URI, MemoryTracker, Tracker, default_tracking_uri, end_status, failure_reason,
 )
 
-__all__ = ["MemoryTracker", "Tracker", "default_tracking_uri", "end_status", "failure_reason"]
+__all__ = ["DEFAULT_TRACKING_URI", "MemoryTracker", "Tracker", "default_tracking_uri", "end_status", "failure_reason"]

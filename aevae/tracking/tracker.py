@@ -16,11 +16,12 @@ from typing import Any, Iterator, Protocol
 from aevae.tracking.names import FAILURE_REASON
 
 DEFAULT_STORE_DIR = "mlruns"
+DEFAULT_TRACKING_URI = f"sqlite:///{DEFAULT_STORE_DIR}/mlflow.db"  # the embedded store
 
 
 def default_tracking_uri() -> str:
     """`MLFLOW_TRACKING_URI` if set, else the embedded SQLite store under `mlruns/`."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_STORE_DIR}/mlflow.db"
+    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
 def failure_reason(exc: BaseException) -> str:
