@@ -66,35 +66,43 @@ def test_report_tables_numbers_failures_links_and_figures(lab, tmp_path, capsys)
     assert f"wrote {out / 'RESULTS.md'} (5 cells, 6 of 9 runs finished" in capsys.readouterr().out
     text = (out / "RESULTS.md").read_text()
 
-    headline = table(text, "## Headline")
-    ae = row_of(headline, model="AE", dataset="MNIST")
-    vae = row_of(headline, model="VAE", dataset="MNIST")
+    compact = table(text, "## Results")
+    assert list(compact[0]) == ["model", "arch", "dataset", "recon MSE", "recon acc (%)", "KL (nats)",
+                                "ELBO (nats)", "seeds"]
+    assert row_of(compact, model="VAE", dataset="MNIST") == {
+        "model": "VAE", "arch": "MLP", "dataset": "MNIST", "recon MSE": "0.0610 ± 0.0010",
+        "recon acc (%)": "93.90 ± 0.10", "KL (nats)": "22.0 ± 2.0", "ELBO (nats)": "-72.0 ± 2.0", "seeds": "3/3"}
+    assert row_of(compact, model="AE", dataset="CIFAR-10")["seeds"] == "0/1"
+
+    full = table(text, "## Every metric")
+    ae = row_of(full, model="AE", dataset="MNIST")
+    vae = row_of(full, model="VAE", dataset="MNIST")
     assert (ae["seeds"], ae["recon MSE"], ae["wall (s)"]) == ("3/3", "0.0100 ± 0.0010", "11.0 ± 1.0")
     assert (vae["recon MSE"], vae["KL (nats)"], vae["ELBO (nats)"]) == ("0.0610 ± 0.0010", "22.0 ± 2.0", "-72.0 ± 2.0")
     assert ae["pixel acc (%)"] == "90" and ae["ELBO (nats)"] == "—"
-    cifar = row_of(headline, model="AE", dataset="CIFAR-10")
-    assert cifar["seeds"] == "0/1" and cifar["recon MSE"] == "—" and cifar["notes"].startswith("FAILED: DataError")
-    assert row_of(headline, model="VAE", dataset="CIFAR-10")["notes"].startswith("NOT RUN: expected by the grid")
+    assert row_of(full, model="AE", dataset="CIFAR-10")["notes"] == "1 FAILED (reason 2)"
+    assert row_of(full, model="VAE", dataset="CIFAR-10")["notes"] == "1 NOT RUN (reason 3)"
 
     client, experiment = lab.client, lab.experiment_id
     seed0 = [r for r in client.search_runs([experiment], "tags.cell = 'ae/mlp/mnist' and tags.seed = '0'")][0]
     assert f"(http://ui:5000/#/experiments/{experiment}/runs/{seed0.info.run_id})" in ae["runs"]
 
-    compared = table(text, "## What the KL term does")
-    assert [r["dataset"] for r in compared] == ["MNIST", "CIFAR-10"]  # Fashion-MNIST has no VAE cell
-    assert row_of(compared, dataset="CIFAR-10")["reading"] == "No finished AE or VAE run on CIFAR-10/MLP to compare yet."
-    (reading,) = [r["reading"] for r in compared if r["dataset"] == "MNIST"]
-    assert reading.startswith("VAE reconstructs 6.1x worse in MSE on MNIST/MLP, pays 22 nats of KL per image")
-    assert reading.endswith("keeps 4 of 4 latent units active (AE: 4), gains on Fréchet distance of its "
-                            "samples (30 vs 50), and loses on linear-probe accuracy (0.8000 vs 0.9000).")
-    assert row_of(compared, dataset="MNIST")["Fréchet AE → VAE"] == "50 → 30"
+    kl_section = text.split("## What the KL term does", 1)[1].split("\n## ", 1)[0]
+    readings = [line for line in kl_section.splitlines() if line.startswith("- ")]
+    assert readings == [  # Fashion-MNIST has no VAE cell
+        "- **MNIST/MLP**: The VAE's recon MSE is 6.1x the AE's (0.06100 vs 0.01000). It pays 22 nats of "
+        "KL per image. It keeps 4 of 4 latent units active (AE: 4). The Fréchet distance of its samples "
+        "is lower (30 vs 50): better than the AE's. Its linear-probe accuracy is lower (0.8000 vs "
+        "0.9000): worse than the AE's.",
+        "- **CIFAR-10/MLP**: No finished AE or VAE run to compare yet."]
     assert (vae["Fréchet"], vae["probe acc"]) == ("30", "0.8000") and "NLL (nats)" not in vae
 
     problems = table(text, "## Not in the tables")
-    assert {(p["cell"], p["state"]) for p in problems} == {
-        ("ae/mlp/cifar10", "FAILED"), ("vae/mlp/cifar10", "NOT RUN"), ("ae/mlp/fashion_mnist", "RUNNING")}
-    assert row_of(problems, cell="ae/mlp/cifar10")["reason"] == FAILURE
-    assert row_of(problems, cell="ae/mlp/fashion_mnist")["reason"].startswith("still running (started 2023-11-14")
+    assert [(p["#"], p["state"], p["runs"], p["cells"]) for p in problems] == [  # in cell order
+        ("1", "RUNNING", "1", "ae/mlp/fashion_mnist (seed 0)"), ("2", "FAILED", "1", "ae/mlp/cifar10 (seed 0)"),
+        ("3", "NOT RUN", "1", "vae/mlp/cifar10 (seed 0)")]
+    assert problems[1]["reason"] == FAILURE
+    assert problems[0]["reason"].startswith("still running (started 2023-11-14")
 
     for name in ("metrics-mnist.png", "curves-mnist.png", "panels-mnist-mlp.png"):
         assert (out / name).stat().st_size > 1000 and f"]({name})" in text
@@ -115,10 +123,14 @@ def test_beta_grid_draws_rate_distortion_and_latent_maps_per_beta(store_uri, tmp
     report = build_report("beta", tmp_path / "out")
     text = report.path.read_text()
     assert (tmp_path / "out" / "rate-distortion.png").is_file() and (tmp_path / "out" / "beta-mnist-mlp.png").is_file()
-    compared = table(text, "## What the KL term does")
-    assert [(r["beta"], r["MSE ratio VAE/AE"], r["KL paid (nats)"]) for r in compared] == [
-        ("0.5", "2.00x", "30.50"), ("2.0", "4.00x", "10.50")]
-    assert [r["beta"] for r in table(text, "## Headline")] == ["", "0.5", "2.0"]
+    readings = [line for line in text.split("## What the KL term does", 1)[1].splitlines() if line.startswith("- **")]
+    assert [line.split(" It keeps")[0] for line in readings] == [
+        "- **MNIST/MLP/beta=0.5**: The VAE's recon MSE is 2.0x the AE's (0.02000 vs 0.01000). "
+        "It pays 30.50 nats of KL per image.",
+        "- **MNIST/MLP/beta=2.0**: The VAE's recon MSE is 4.0x the AE's (0.04000 vs 0.01000). "
+        "It pays 10.50 nats of KL per image."]
+    compact = table(text, "## Results")
+    assert [r["beta"] for r in compact] == ["", "0.5", "2.0"] and len(compact[0]) == 9
 
 
 @pytest.mark.parametrize("values,runs,shown", [
@@ -170,7 +182,7 @@ def test_finished_runs_missing_metrics_are_listed_and_counted(store_uri, tmp_pat
     partial = {k: v for k, v in finished_metrics(0.04, 7, True).items() if k not in ("elbo", "kl")}
     lacking = store.run("vae/mlp/mnist", 1, test=partial)
     text = build_report("lab", tmp_path / "out").path.read_text()
-    assert row_of(table(text, "## Headline"), model="VAE")["KL (nats)"] == "5 (n=1)"
+    assert row_of(table(text, "## Every metric"), model="VAE")["KL (nats)"] == "5 (n=1)"
     (gap,) = table(text, "### Finished runs with missing metrics")
     assert gap["missing"] == "test/kl, train_seconds, test/elbo" and lacking[:8] in gap["run"]
     assert "This grid has no AE and VAE cells of the same dataset and arch to compare." in text
@@ -180,7 +192,9 @@ def test_a_grid_with_no_runs_yet_lists_every_cell_as_not_run(store_uri, tmp_path
     store = Store(store_uri)
     store.expect([("ae/mlp/mnist", 0, "h"), ("vae/mlp/mnist", 0, "h")])
     text = build_report("lab", tmp_path / "out").path.read_text()
-    assert [r["state"] for r in table(text, "## Not in the tables")] == ["NOT RUN", "NOT RUN"]
+    (not_run,) = table(text, "## Not in the tables")
+    assert (not_run["state"], not_run["runs"]) == ("NOT RUN", "2")
+    assert not_run["cells"] == "ae/mlp/mnist, vae/mlp/mnist (seed 0)"
     assert "0 finished" in text and not list((tmp_path / "out").glob("*.png"))
 
 
@@ -227,7 +241,7 @@ def test_a_cell_whose_runs_resolved_auto_to_different_precision_or_device_says_s
         store.run("ae/conv/mnist", seed, test=finished_metrics(0.01), tags={"precision": "fp32"} if seed else cpu)
     store.run("ae/conv/mnist", 0, status="FAILED", tags=gpu)  # only finished runs count
     text = build_report("lab", tmp_path / "out").path.read_text()
-    headline = table(text, "## Headline")
+    headline = table(text, "## Every metric")
     assert row_of(headline, model="AE", arch="MLP")["notes"] == (
         "runs differ in precision and device: 2 bf16-autocast on cpu (x86_64), 1 fp32 on NVIDIA H100 80GB HBM3")
     assert row_of(headline, model="AE", arch="conv")["notes"] == "runs differ in precision: 2 fp32, 1 bf16-autocast"

@@ -19,11 +19,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ui-url", default=None, metavar="URL",
                         help="an MLflow UI that serves this store, for run links "
                              "(default: the tracking URI when it is http(s))")
+    parser.add_argument("--references", default=None, metavar="FILE",
+                        help="published results to show beside ours (default: benchmarks/references.toml)")
 
 
 def run(args: argparse.Namespace) -> int:
     from aevae.report import build_report
 
-    report = build_report(args.target, args.out, args.tracking_uri, args.ui_url)
+    report = build_report(args.target, args.out, args.tracking_uri, args.ui_url, references_file=args.references)
     print(report.summary())
     return 0

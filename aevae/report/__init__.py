@@ -14,13 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aevae.bench.defaults import DEFAULT_GRID, RESULTS_DIR
-from aevae.report import compare, downloads, markdown, panels, plots, tables
+from aevae.report import compare, downloads, markdown, panels, plots, references, tables
+from aevae.report.compact import compact
 from aevae.report.display import in_cell_order
 from aevae.report.runs import GridRuns, ReportError, load_grid_runs
 from aevae.tracking import default_tracking_uri
 from aevae.tracking.reader import StoreReader
 
 RESULTS_FILE = "RESULTS.md"
+CSV_FILE = "results.csv"  # every metric per cell as plain numbers, beside RESULTS.md
 CURVE_SEEDS = 3
 # Histories are one request per run and metric, so on big grids the curves show fewer seeds
 # per cell (down to one) to keep the requests under about 5 x this many.
@@ -87,15 +89,30 @@ def missing_figures(representative: dict[str, str], downloaded: dict[str, dict])
     return notes
 
 
+def read_references(path: str | Path | None) -> tuple[list[references.Reference], str]:
+    """The references and the file as the report names it (no file: none, and the section
+    is left out). Read before MLflow, so a bad file fails at once."""
+    path = Path(path) if path else references.default_path()
+    if path is None:
+        return [], ""
+    cwd = Path.cwd()
+    shown = path.resolve().relative_to(cwd) if path.resolve().is_relative_to(cwd) else path
+    return references.load_references(path), shown.as_posix()
+
+
 def build_report(target: str = DEFAULT_GRID, out_dir: str | Path | None = None, tracking_uri: str | None = None,
-                 ui_url: str | None = None, curve_seeds: int = CURVE_SEEDS) -> Report:
-    """Read grid (or experiment) `target` from MLflow; write RESULTS.md and PNGs into `out_dir`
-    (default benchmarks/results/<grid>/)."""
+                 ui_url: str | None = None, curve_seeds: int = CURVE_SEEDS,
+                 references_file: str | Path | None = None) -> Report:
+    """Read grid (or experiment) `target` from MLflow; write RESULTS.md, results.csv and PNGs
+    into `out_dir` (default benchmarks/results/<grid>/). References come from
+    `references_file`, else benchmarks/references.toml."""
     seconds: dict[str, float] = {}
     started = time.perf_counter()
+    known, references_name = read_references(references_file)
     tracking_uri = tracking_uri or default_tracking_uri()
     reader = StoreReader(tracking_uri)
     grid = load_grid_runs(reader, target)
+    beside = references.beside(grid, known)
     seconds["read"] = time.perf_counter() - started
     folder = Path(out_dir) if out_dir else Path(RESULTS_DIR) / plots.slug(grid.experiment.grid)
     folder.mkdir(parents=True, exist_ok=True)
@@ -106,11 +123,14 @@ def build_report(target: str = DEFAULT_GRID, out_dir: str | Path | None = None, 
     started = time.perf_counter()
     links = ui_base(tracking_uri, ui_url)
     sections = markdown.Sections(
-        headline=tables.headline(grid, links), comparison=compare.comparison(grid),
-        problems=tables.problems(grid, links), gaps=tables.gaps(grid, links),
+        compact=compact(grid), references=beside,
+        reference_sources=references.source_lines(known, set(beside["_id"])), readings=compare.readings(grid),
+        unfinished=tables.unfinished(grid), gaps=tables.gaps(grid, links), full=tables.every_metric(grid, links),
         runs=tables.all_runs(grid, links), settings=tables.shared_settings(grid),
-        provenance=tables.provenance(grid), figures=drawn, figure_notes=notes, curve_seeds=curve_seeds,
+        provenance=tables.provenance(grid), csv_name=CSV_FILE, references_file=references_name,
+        figures=drawn, figure_notes=notes, curve_seeds=curve_seeds,
     )
+    tables.metric_values(grid).to_csv(folder / CSV_FILE, index=False)
     path = folder / RESULTS_FILE
     path.write_text(markdown.render(grid, sections, folder), encoding="utf-8")
     seconds["write"] = time.perf_counter() - started

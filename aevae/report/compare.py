@@ -1,5 +1,5 @@
-"""What the KL term does: each VAE cell beside the AE cell of the same dataset and arch, and
-a one-line reading of the difference generated from the numbers."""
+"""What the KL term does: each VAE cell beside the AE cell of the same dataset and arch, read
+out as a few short sentences generated from the numbers."""
 
 from __future__ import annotations
 
@@ -7,19 +7,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from aevae.report.display import MISSING, dataset_title, arch_title, group_label, number, ordered_cells
+from aevae.report.display import group_label, number, ordered_cells
 from aevae.report.runs import GridRuns
-
-# Shown as "AE -> VAE" when some run logged them: sample quality and latent structure.
-SIDE_BY_SIDE = (
-    ("pixel acc (%)", "test/pixel_acc", 100.0),
-    ("active units", "test/active_units", 1.0),
-    ("probe acc", "test/probe_acc", 1.0),
-    ("Fréchet", "test/frechet", 1.0),
-    ("confident share", "test/confident_share", 1.0),
-    ("NLL (nats)", "test/nll", 1.0),
-)
-
 
 @dataclass(frozen=True)
 class Stat:
@@ -58,66 +47,53 @@ def pairs(grid: GridRuns) -> list[tuple[pd.Series, pd.Series]]:
     return result
 
 
-def reading(label: str, ae: pd.DataFrame, vae: pd.DataFrame, latent_dim: str | None) -> str:
-    """One plain sentence: reconstruction cost, KL paid, latent use and sample quality."""
-    if ae.empty or vae.empty:
-        lacking = " or ".join(name for name, runs in (("AE", ae), ("VAE", vae)) if runs.empty)
-        return f"No finished {lacking} run on {label} to compare yet."
+def mse_sentence(ae: pd.DataFrame, vae: pd.DataFrame) -> str:
     mse_ae, mse_vae = stat(ae, "test/recon_mse"), stat(vae, "test/recon_mse")
     if mse_ae is None or mse_vae is None:
-        parts = [f"On {label} the recon MSE is missing, so the reconstruction cost is unknown"]
-    elif within_noise(mse_ae, mse_vae):
-        parts = [f"VAE and AE reconstruct equally well in MSE on {label} (within seed noise)"]
-    elif mse_ae.mean > 0 and mse_vae.mean >= mse_ae.mean:
-        parts = [f"VAE reconstructs {mse_vae.mean / mse_ae.mean:.1f}x worse in MSE on {label}"]
-    elif mse_vae.mean > 0:
-        parts = [f"VAE reconstructs {mse_ae.mean / mse_vae.mean:.1f}x better in MSE on {label}"]
-    else:
-        parts = [f"VAE reconstructs with MSE {number(mse_vae.mean)} against the AE's {number(mse_ae.mean)} on {label}"]
+        return "The recon MSE is missing, so the cost of the KL term in reconstruction is unknown."
+    both = f"({number(mse_vae.mean)} vs {number(mse_ae.mean)})"
+    if within_noise(mse_ae, mse_vae):
+        return f"The VAE reconstructs as well as the AE in MSE, within seed noise {both}."
+    if mse_ae.mean > 0 and mse_vae.mean >= mse_ae.mean:
+        return f"The VAE's recon MSE is {mse_vae.mean / mse_ae.mean:.1f}x the AE's {both}."
+    if mse_vae.mean > 0:
+        return f"The VAE's recon MSE is {mse_ae.mean / mse_vae.mean:.1f}x lower than the AE's {both}."
+    return f"The VAE's recon MSE is {number(mse_vae.mean)}, the AE's {number(mse_ae.mean)}."
+
+
+def reading(ae: pd.DataFrame, vae: pd.DataFrame, latent_dim: str | None) -> list[str]:
+    """Short sentences on what the KL term changed: reconstruction, KL paid, latent use,
+    sample quality and the linear probe, each where the runs logged it."""
+    if ae.empty or vae.empty:
+        lacking = " or ".join(name for name, runs in (("AE", ae), ("VAE", vae)) if runs.empty)
+        return [f"No finished {lacking} run to compare yet."]
+    sentences = [mse_sentence(ae, vae)]
     kl = stat(vae, "test/kl")
     if kl is not None:
-        parts.append(f"pays {number(kl.mean)} nats of KL per image")
+        sentences.append(f"It pays {number(kl.mean)} nats of KL per image.")
     units_ae, units_vae = stat(ae, "test/active_units"), stat(vae, "test/active_units")
     if units_ae and units_vae:
         of = f" of {latent_dim}" if latent_dim else ""
-        parts.append(f"keeps {number(units_vae.mean)}{of} latent units active (AE: {number(units_ae.mean)})")
-    for key, what, better in (("test/frechet", "Fréchet distance of its samples", "lower"),
-                              ("test/probe_acc", "linear-probe accuracy", "higher")):
+        sentences.append(f"It keeps {number(units_vae.mean)}{of} latent units active (AE: {number(units_ae.mean)}).")
+    for key, what, better in (("test/frechet", "The Fréchet distance of its samples", "lower"),
+                              ("test/probe_acc", "Its linear-probe accuracy", "higher")):
         a, v = stat(ae, key), stat(vae, key)
         if a and v and a.mean != v.mean:
             gained = (v.mean < a.mean) == (better == "lower")
-            parts.append(f"{'gains' if gained else 'loses'} on {what} ({number(v.mean)} vs {number(a.mean)})")
-    head, tail = parts[0], parts[1:]
-    if not tail:
-        return head + "."
-    return head + ", " + ", ".join(tail[:-1]) + (", and " if len(tail) > 1 else " and ") + tail[-1] + "."
+            direction = "lower" if v.mean < a.mean else "higher"
+            sentences.append(f"{what} is {direction} ({number(v.mean)} vs {number(a.mean)}): "
+                             f"{'better' if gained else 'worse'} than the AE's.")
+    return sentences
 
 
-def side(stat_ae: Stat | None, stat_vae: Stat | None) -> str:
-    shown = [number(s.mean) if s else MISSING for s in (stat_ae, stat_vae)]
-    return MISSING if stat_ae is None and stat_vae is None else f"{shown[0]} → {shown[1]}"
-
-
-def comparison(grid: GridRuns) -> pd.DataFrame:
-    """The AE-vs-VAE table: one row per dataset × arch (× extra axes), means over seeds."""
+def readings(grid: GridRuns) -> list[str]:
+    """One line per AE-VAE pair (dataset × arch × extra axes): its label, then the sentences."""
     finished = grid.finished
-    rows = []
+    lines = []
     for ae_cell, anchor in pairs(grid):
         ae = finished[finished["cell"] == ae_cell["cell"]]
         vae = finished[finished["cell"] == anchor["cell"]]
-        row = {"dataset": dataset_title(anchor["dataset"]), "arch": arch_title(anchor["arch"])}
-        row.update({a: str(anchor.get(a)) if pd.notna(anchor.get(a)) else "" for a in grid.extra_axes})
-        mse_ae, mse_vae = stat(ae, "test/recon_mse"), stat(vae, "test/recon_mse")
-        row["recon MSE AE → VAE"] = side(mse_ae, mse_vae)
-        ratio = mse_vae.mean / mse_ae.mean if mse_ae and mse_vae and mse_ae.mean > 0 else None
-        row["MSE ratio VAE/AE"] = f"{ratio:.2f}x" if ratio is not None else MISSING
-        kl = stat(vae, "test/kl")
-        row["KL paid (nats)"] = number(kl.mean) if kl else MISSING
-        for header, key, scale in SIDE_BY_SIDE:
-            if key in finished and pd.to_numeric(finished[key], errors="coerce").notna().any():
-                row[f"{header} AE → VAE"] = side(stat(ae, key, scale), stat(vae, key, scale))
         latent = vae["params.latent_dim"].dropna().unique() if "params.latent_dim" in vae else []
-        label = group_label(anchor, grid.extra_axes)
-        row["reading"] = reading(label, ae, vae, str(latent[0]) if len(latent) == 1 else None)
-        rows.append(row)
-    return pd.DataFrame(rows)
+        sentences = reading(ae, vae, str(latent[0]) if len(latent) == 1 else None)
+        lines.append(f"**{group_label(anchor, grid.extra_axes)}**: {' '.join(sentences)}")
+    return lines

@@ -12,6 +12,12 @@ import pandas as pd
 from aevae.report.runs import GridRuns
 from aevae.report.tables import to_markdown
 
+SHORT_UNITS = (
+    "Each number is a test-split mean ± sample standard deviation (ddof = 1) over the seeds that "
+    "finished (`seeds`: finished of expected; `(n=k)`: only k logged it; `—`: none did). **recon MSE** "
+    "per pixel channel on [0, 1]; **recon acc** = 100 × (1 − MSE), the lab write-ups' \"accuracy\"; "
+    "**KL**, **ELBO** and **NLL** in nats per image (the NLL an importance-weighted bound with k samples)."
+)
 UNITS = (
     "Units: **recon MSE** is the mean squared error per pixel channel on [0, 1]; **recon BCE** the "
     "Bernoulli negative log-likelihood in nats per image; **recon acc** is 100 × (1 − MSE), the "
@@ -25,15 +31,20 @@ UNITS = (
 
 @dataclass
 class Sections:
-    """What the orchestrator hands over: display tables and figure paths by kind."""
+    """What the orchestrator hands over: display tables, sentences and figure paths by kind."""
 
-    headline: pd.DataFrame
-    comparison: pd.DataFrame
-    problems: pd.DataFrame
+    compact: pd.DataFrame
+    references: pd.DataFrame
+    reference_sources: list[str]
+    readings: list[str]
+    unfinished: pd.DataFrame
     gaps: pd.DataFrame
+    full: pd.DataFrame
     runs: pd.DataFrame
     settings: dict[str, str]
     provenance: list[str]
+    csv_name: str
+    references_file: str = ""
     figures: dict[str, list[Path]] = field(default_factory=dict)
     figure_notes: list[str] = field(default_factory=list)
     curve_seeds: int = 3
@@ -62,25 +73,32 @@ def figure_block(title: str, paths: list[Path], caption: str, folder: Path) -> s
     return f"### {title}\n\n{caption}\n\n{images}\n\n"
 
 
-def render(grid: GridRuns, sections: Sections, folder: Path) -> str:
-    experiment = grid.experiment
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+def references_block(sections: Sections) -> str:
+    if not sections.references_file:
+        return ""
+    head = "## Beside published results\n\n"
+    if not len(sections.references):
+        return head + f"No reference in `{sections.references_file}` is of a cell of this grid.\n\n"
+    shown = sections.references.drop(columns="_id")
+    intro = (f"Published and lab results from `{sections.references_file}`, each beside the cell of its "
+             "model, arch and dataset. The difference is ours minus theirs; where the setting that decides "
+             "what a number measures differs (data, binarization, decoder, estimator), the row says so "
+             "instead of comparing. In the setting column, `x vs y` is ours vs the reference's.")
+    sources = "".join(f"- {line}\n" for line in sections.reference_sources)
+    return f"{head}{intro}\n\n{to_markdown(shown)}\n\n{sources}\n"
+
+
+def readings_block(readings: list[str]) -> str:
+    head = ("## What the KL term does: AE vs VAE\n\n"
+            "Each VAE cell beside the AE of the same dataset and arch (means over seeds).\n\n")
+    if not readings:
+        return head + "This grid has no AE and VAE cells of the same dataset and arch to compare.\n\n"
+    return head + "".join(f"- {line}\n" for line in readings) + "\n"
+
+
+def figures_block(sections: Sections, folder: Path) -> str:
     figures = sections.figures
-    parts = [
-        f"# Results: `{experiment.name}`\n\n",
-        f"Read by `aevae report` from MLflow experiment `{experiment.name}` (id {experiment.id}) "
-        f"at `{experiment.tracking_uri}` on {when}.\n{counts_line(grid)}\n\n",
-        axes_line(grid),
-        "Every number is a test-split mean ± sample standard deviation (ddof = 1) over the seeds "
-        "that finished; `seeds` says how many of the cell's seeds that is, `(n=k)` marks a metric "
-        "only k of them logged, and `—` one that none logged.\n\n",
-        "## Headline\n\n", to_markdown(sections.headline), "\n\n", UNITS, "\n\n",
-        "## What the KL term does: AE vs VAE\n\n",
-        "Each VAE cell beside the AE of the same dataset and arch (means over seeds; "
-        "\"equally well\" when the difference is within the two seed spreads).\n\n",
-        to_markdown(sections.comparison) if len(sections.comparison) else
-        "This grid has no AE and VAE cells of the same dataset and arch to compare.", "\n\n",
-        "## Figures\n\n" if any(figures.values()) else "",
+    blocks = [
         figure_block("Test metrics per cell", figures.get("metrics", []),
                      "Bars are means over seeds; error bars one standard deviation.", folder),
         figure_block("Rate and distortion per beta", figures.get("rate_distortion", []),
@@ -92,13 +110,32 @@ def render(grid: GridRuns, sections: Sections, folder: Path) -> str:
                      "The run of each cell's lowest finished seed, from its own figure artifacts.", folder),
         figure_block("Latent maps per beta", figures.get("beta", []),
                      "The lowest finished seed of each beta; the AE first, for the picture without KL.", folder),
-        "".join(f"- {note}\n" for note in sections.figure_notes) + ("\n" if sections.figure_notes else ""),
+    ]
+    notes = "".join(f"- {note}\n" for note in sections.figure_notes) + ("\n" if sections.figure_notes else "")
+    return ("## Figures\n\n" if any(figures.values()) else "") + "".join(blocks) + notes
+
+
+def render(grid: GridRuns, sections: Sections, folder: Path) -> str:
+    experiment = grid.experiment
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    parts = [
+        f"# Results: `{experiment.name}`\n\n",
+        f"Read by `aevae report` from MLflow experiment `{experiment.name}` (id {experiment.id}) "
+        f"at `{experiment.tracking_uri}` on {when}.\n{counts_line(grid)}\n\n",
+        axes_line(grid),
+        "## Results\n\n", to_markdown(sections.compact), "\n\n", SHORT_UNITS,
+        f" Every metric is in [the full table](#every-metric) and in [{sections.csv_name}]({sections.csv_name}).\n\n",
+        references_block(sections),
+        readings_block(sections.readings),
+        figures_block(sections, folder),
         "## Not in the tables\n\n",
-        "Every (cell, seed) slot of the grid without a finished run, with its reason.\n\n",
-        to_markdown(sections.problems), "\n\n",
+        "Every (cell, seed) slot of the grid without a finished run, grouped by its reason; the "
+        "full table's notes refer to the numbers.\n\n",
+        to_markdown(sections.unfinished), "\n\n",
     ]
     if len(sections.gaps):
         parts += ["### Finished runs with missing metrics\n\n", to_markdown(sections.gaps), "\n\n"]
+    parts += ["## Every metric\n\n", to_markdown(sections.full), "\n\n", UNITS, "\n\n"]
     parts += ["## Settings and provenance\n\n"]
     if sections.settings:
         shown = ", ".join(f"`{k}={v}`" for k, v in sections.settings.items())

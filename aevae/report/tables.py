@@ -1,5 +1,6 @@
-"""The report's tables as DataFrames of display text: the headline (one row per cell), the
-runs that did not finish, finished runs with missing metrics, and the list of every run."""
+"""The report's tables as DataFrames of display text: every metric per cell, the runs that
+did not finish (grouped by reason), finished runs with missing metrics, the list of every
+run; and the same per-cell numbers as plain values for the CSV beside RESULTS.md."""
 
 from __future__ import annotations
 
@@ -31,16 +32,20 @@ def cell_names(row, extra_axes: list[str]) -> dict[str, str]:
     return names
 
 
-def slot_summary(slots: pd.DataFrame) -> str:
-    """What kept some seeds of a cell out: counts per state, or the reason when all agree."""
+def reason_numbers(grid: GridRuns) -> dict[tuple[str, str], int]:
+    """(state, reason) -> its number in "Not in the tables", in cell order: a reason that
+    many runs share is written out once, and the tables refer to it by number."""
+    missing = in_cell_order(grid.slots[grid.slots["status"] != "FINISHED"], grid.slots, grid.extra_axes)
+    keys = dict.fromkeys(zip(missing["status"], missing["reason"].astype(str)))
+    return {key: i for i, key in enumerate(keys, start=1)}
+
+
+def slot_summary(slots: pd.DataFrame, numbers: dict[tuple[str, str], int]) -> str:
+    """What kept some seeds of a cell out: counts per state, each with its reason's number."""
     missing = slots[slots["status"] != "FINISHED"]
-    if missing.empty:
-        return ""
-    reasons = missing["reason"].unique()
-    if len(missing) == len(slots) and len(reasons) == 1:
-        return f"{missing['status'].iloc[0]}: {str(reasons[0])[:120]}"
-    counts = missing["status"].value_counts()
-    return ", ".join(f"{n} {state}" for state, n in counts.items()) + " (see below)"
+    counts = missing.groupby(["status", "reason"], sort=False).size()
+    return ", ".join(f"{n} {state} (reason {numbers[(state, str(reason))]})"
+                     for (state, reason), n in counts.items())
 
 
 def mixed_runtime(done: pd.DataFrame) -> str:
@@ -63,10 +68,12 @@ def run_links(ui_url: str | None, experiment_id: str, run_ids: list[str]) -> str
     return (shown + (f" +{more} more" if more > 0 else "")) or MISSING
 
 
-def headline(grid: GridRuns, ui_url: str | None) -> pd.DataFrame:
-    """One row per cell: mean ± std over the seeds that finished, the seed count, links."""
+def every_metric(grid: GridRuns, ui_url: str | None) -> pd.DataFrame:
+    """One row per cell, every metric some run logged: mean ± std over the seeds that
+    finished, the seed count, links and notes."""
     finished = grid.finished
     columns = present((*METRICS, *COSTS), finished)
+    numbers = reason_numbers(grid)
     rows = []
     for cell in ordered_cells(grid.slots, grid.extra_axes):
         slots = grid.slots[grid.slots["cell"] == cell]
@@ -78,22 +85,54 @@ def headline(grid: GridRuns, ui_url: str | None) -> pd.DataFrame:
             row[column.header] = mean_std(values, len(done))
         row["runs"] = run_links(ui_url, grid.experiment.id, list(in_cell_order(done, slots, [])["run_id"]))
         tuned = sorted(set(done["tuned_from"]) - {""})
-        notes = [slot_summary(slots), mixed_runtime(done)] + ([f"tuned ({', '.join(tuned)})"] if tuned else [])
+        notes = [slot_summary(slots, numbers), mixed_runtime(done)] + ([f"tuned ({', '.join(tuned)})"] if tuned else [])
         row["notes"] = markdown_text("; ".join(n for n in notes if n))
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def problems(grid: GridRuns, ui_url: str | None) -> pd.DataFrame:
-    """Every (cell, seed) without a finished run, with its state and the reason."""
+def metric_values(grid: GridRuns) -> pd.DataFrame:
+    """The numbers of `every_metric` as plain values for a CSV: per cell, the seeds
+    finished and expected, and each metric's mean, sample std (ddof = 1) and count."""
+    finished = grid.finished
+    rows = []
+    for cell in ordered_cells(grid.slots, grid.extra_axes):
+        slots = grid.slots[grid.slots["cell"] == cell]
+        done = finished[finished["cell"] == cell]
+        first = slots.iloc[0]
+        row = {"cell": cell, "model": first["model"], "arch": first["arch"], "dataset": first["dataset"]}
+        row.update({axis: first.get(axis) for axis in grid.extra_axes})
+        row.update({"seeds_finished": len(done), "seeds_expected": len(slots)})
+        for column in present((*METRICS, *COSTS), finished):
+            values = pd.to_numeric(done[column.key], errors="coerce").dropna()
+            row.update({f"{column.key} mean": values.mean() if len(values) else None,
+                        f"{column.key} std": values.std() if len(values) > 1 else None,
+                        f"{column.key} n": len(values)})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def seed_list(seeds) -> str:
+    return ", ".join(sorted(map(str, seeds), key=lambda s: (len(s), s)))
+
+
+def unfinished(grid: GridRuns) -> pd.DataFrame:
+    """The (cell, seed) slots without a finished run, grouped by state and reason: each
+    reason once, with the cells (and their seeds) it kept out."""
     missing = in_cell_order(grid.slots[grid.slots["status"] != "FINISHED"], grid.slots, grid.extra_axes)
-    return pd.DataFrame({
-        "cell": missing["cell"],
-        "seed": missing["seed"],
-        "state": missing["status"],
-        "reason": [markdown_text(r[:REASON_CHARS]) for r in missing["reason"]],
-        "run": [run_link(ui_url, grid.experiment.id, r) for r in missing["run_id"].fillna("")],
-    })
+    rows = []
+    for (state, reason), number in reason_numbers(grid).items():
+        group = missing[(missing["status"] == state) & (missing["reason"].astype(str) == reason)]
+        seeds = group.groupby("cell", sort=False)["seed"].agg(seed_list)
+        # cells that miss the same seeds are listed together: "a, b (seeds 0, 1, 2)"
+        by_seeds: dict[str, list[str]] = {}
+        for cell, listed in seeds.items():
+            by_seeds.setdefault(listed, []).append(cell)
+        where = "; ".join(f"{', '.join(cells)} (seed{'s' if ',' in listed else ''} {listed})"
+                          for listed, cells in by_seeds.items())
+        rows.append({"#": str(number), "state": state, "runs": str(len(group)), "cells": where,
+                     "reason": markdown_text(reason[:REASON_CHARS])})
+    return pd.DataFrame(rows, columns=["#", "state", "runs", "cells", "reason"])
 
 
 def gaps(grid: GridRuns, ui_url: str | None) -> pd.DataFrame:
