@@ -117,8 +117,10 @@ def test_grid_errors_name_the_file_and_what_is_valid(tmp_path, text, message):
 
 
 def test_unknown_grid_name_lists_the_grids():
-    with pytest.raises(ConfigError, match=r"unknown grid 'labb'; valid grids: beta, lab, smoke"):
+    with pytest.raises(ConfigError, match=r"unknown grid 'labb'; valid grids: beta, lab, literature, smoke \("):
         load_grid("labb")
+    with pytest.raises(ConfigError, match=r"unknown grid 'references'"):  # the report's data, not a grid
+        load_grid("references")
 
 
 def test_only_filters_cells():

@@ -8,6 +8,7 @@ import pytest
 from report_store import Store, finished_metrics
 from test_report import row_of, table
 
+from aevae.bench.grid import expand, load_grid
 from aevae.cli import main
 from aevae.report import build_report
 from aevae.report.references import default_path, load_references
@@ -160,3 +161,11 @@ def test_a_bad_references_file_is_one_clear_line(tmp_path, capsys, change, messa
     assert main(["report", "lab", "--tracking-uri", store, "--references", str(references)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("aevae report: error: ") and message in err
+
+
+def test_the_literature_grid_measures_what_the_published_nlls_measure():
+    (cell,) = expand(load_grid("literature"))
+    for reference in (r for r in load_references(default_path()) if r.id in ("burda2016-vae", "nbip-iwae-vae")):
+        assert {field: getattr(cell.config, field) for field in reference.measured} == reference.measured
+        assert (cell.config.model, cell.config.arch, cell.config.dataset) == (reference.model, reference.arch,
+                                                                              reference.dataset)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from aevae.bench.defaults import REFERENCES_FILE
 from aevae.config import FIELDS, TrainConfig, config_hash, parse_value, resolve, with_overrides
 from aevae.errors import ConfigError
 
@@ -97,9 +98,9 @@ def find_grid(ref: str) -> Path:
             raise ConfigError(f"grid file {ref} does not exist: give an existing .toml file or a grid name.")
         return path
     for folder in grid_folders():
-        if (folder / f"{ref}.toml").is_file():
+        if (folder / f"{ref}.toml").is_file() and f"{ref}.toml" != REFERENCES_FILE:
             return folder / f"{ref}.toml"
-    known = sorted({p.stem for folder in grid_folders() for p in folder.glob("*.toml")})
+    known = sorted({p.stem for folder in grid_folders() for p in folder.glob("*.toml") if p.name != REFERENCES_FILE})
     raise ConfigError(f"unknown grid '{ref}'; valid grids: {', '.join(known) or 'none found'} "
                       f"(files in benchmarks/), or give the path of a .toml grid file.")
 

@@ -19,13 +19,13 @@ from typing import Any
 
 import pandas as pd
 
+from aevae.bench.defaults import REFERENCES_FILE
 from aevae.bench.grid import grid_folders
 from aevae.config import parse_value
 from aevae.errors import AevaeError, ConfigError
 from aevae.report.display import MISSING, BY_KEY, markdown_text, mean_std, number, ordered_cells
 from aevae.report.runs import GridRuns
 
-REFERENCES_FILE = "references.toml"
 TEXT_KEYS = ("id", "cite", "source", "checked", "model", "arch", "dataset")  # required
 OPTIONAL_KEYS = ("url", "network", "notes", "verified", "also_differs", "measured", "trained")
 MIXED = "mixed"
