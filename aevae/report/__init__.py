@@ -41,7 +41,8 @@ class Report:
         slots = self.grid.slots
         finished = int((slots["status"] == "FINISHED").sum())
         phases = ", ".join(f"{name} {s:.2f}" for name, s in self.seconds.items())
-        return (f"wrote {self.path} ({slots['cell'].nunique()} cells, {finished} of {len(slots)} runs "
+        version = f"version {self.grid.version}, " if self.grid.version else ""
+        return (f"wrote {self.path} ({version}{slots['cell'].nunique()} cells, {finished} of {len(slots)} runs "
                 f"finished, {len(self.figures)} figures) in {sum(self.seconds.values()):.2f} s ({phases})")
 
 
@@ -87,17 +88,24 @@ def missing_figures(representative: dict[str, str], downloaded: dict[str, dict])
     return notes
 
 
+def default_folder(grid: GridRuns, version: str | None) -> Path:
+    """benchmarks/results/<grid>/ for the newest version; <grid>@<label>/ for one asked for
+    by name, so it does not overwrite the newest version's report."""
+    name = plots.slug(grid.experiment.grid)
+    return Path(RESULTS_DIR) / (name if version is None else f"{name}@{grid.version or 'unlabelled'}")
+
+
 def build_report(target: str = DEFAULT_GRID, out_dir: str | Path | None = None, tracking_uri: str | None = None,
-                 ui_url: str | None = None, curve_seeds: int = CURVE_SEEDS) -> Report:
-    """Read grid (or experiment) `target` from MLflow; write RESULTS.md and PNGs into `out_dir`
-    (default benchmarks/results/<grid>/)."""
+                 ui_url: str | None = None, curve_seeds: int = CURVE_SEEDS, version: str | None = None) -> Report:
+    """Read version `version` (default: the newest) of grid (or experiment) `target` from
+    MLflow; write RESULTS.md and PNGs into `out_dir` (default: see `default_folder`)."""
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     tracking_uri = tracking_uri or default_tracking_uri()
     reader = StoreReader(tracking_uri)
-    grid = load_grid_runs(reader, target)
+    grid = load_grid_runs(reader, target, version)
     seconds["read"] = time.perf_counter() - started
-    folder = Path(out_dir) if out_dir else Path(RESULTS_DIR) / plots.slug(grid.experiment.grid)
+    folder = Path(out_dir) if out_dir else default_folder(grid, version)
     folder.mkdir(parents=True, exist_ok=True)
     for pattern in OWN_FIGURES:
         for old in folder.glob(pattern):
