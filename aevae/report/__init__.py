@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aevae.bench.defaults import DEFAULT_GRID, RESULTS_DIR
-from aevae.report import compare, downloads, markdown, panels, plots, tables
+from aevae.report import ae_vae, downloads, markdown, panels, plots, tables
 from aevae.report.display import in_cell_order
 from aevae.report.runs import GridRuns, ReportError, load_grid_runs
 from aevae.tracking import default_tracking_uri
@@ -66,7 +66,7 @@ def draw_figures(reader: StoreReader, grid: GridRuns, folder: Path, curve_seeds:
         downloaded = downloads.download_figures(reader, list(representative.values()), Path(scratch))
         seconds["fetch"] = time.perf_counter() - started
         started = time.perf_counter()
-        pairs = compare.pairs(grid)
+        pairs = ae_vae.pairs(grid)
         drawn = {
             "metrics": plots.metric_bars(finished, grid.extra_axes, folder),
             "rate_distortion": [p for p in [plots.rate_distortion(finished, folder)] if p],
@@ -114,7 +114,7 @@ def build_report(target: str = DEFAULT_GRID, out_dir: str | Path | None = None, 
     started = time.perf_counter()
     links = ui_base(tracking_uri, ui_url)
     sections = markdown.Sections(
-        headline=tables.headline(grid, links), comparison=compare.comparison(grid),
+        headline=tables.headline(grid, links), comparison=ae_vae.comparison(grid),
         problems=tables.problems(grid, links), gaps=tables.gaps(grid, links),
         runs=tables.all_runs(grid, links), settings=tables.shared_settings(grid),
         provenance=tables.provenance(grid), figures=drawn, figure_notes=notes, curve_seeds=curve_seeds,
