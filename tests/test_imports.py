@@ -92,13 +92,14 @@ except SystemExit as exc:
 """
 
 
-@pytest.mark.parametrize("command", ["", "report", "train", "tune", "bench"])
+@pytest.mark.parametrize("command", ["", "report", "train", "tune", "bench", "compare"])
 def test_help_loads_no_heavy_library(command):
     output, loaded = loaded_after(HELP, *command.split(), "--help")
     assert output.startswith(f"usage: aevae {command}".rstrip())
     assert loaded == [], f"`aevae {command} --help` imports {', '.join(loaded)}"
 
 
-def test_the_report_loads_neither_torch_nor_optuna():
-    _, loaded = loaded_after("import aevae.report")
+@pytest.mark.parametrize("module", ["aevae.report", "aevae.compare.run"])
+def test_the_report_and_compare_load_neither_torch_nor_optuna(module):
+    _, loaded = loaded_after(f"import {module}")
     assert not {"torch", "optuna"} & set(loaded)

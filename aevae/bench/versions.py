@@ -86,11 +86,6 @@ def default_label() -> str:
     return code_label(PACKAGE)
 
 
-def shown(label: str) -> str:
-    """How a version is named in messages and reports."""
-    return f"`{label}`" if label else "the unlabelled version"
-
-
 @dataclass(frozen=True)
 class Version:
     """One version of a grid as its runs tell it: first run's start (ms since the epoch),

@@ -252,15 +252,22 @@ def run_labels(raw: pd.DataFrame) -> pd.Series:
     return text_column(raw, f"tags.{names.VERSION_LABEL}").fillna("").astype(str)
 
 
+def versions_in(raw: pd.DataFrame) -> list[versions.Version]:
+    """The versions the experiment's runs belong to, oldest first."""
+    if raw.empty:
+        return []
+    starts = [int(t.timestamp() * 1000) for t in raw["start_time"]]
+    commits = text_column(raw, f"tags.{names.GIT_COMMIT}").fillna("").astype(str)
+    return versions.versions_of(zip(run_labels(raw), starts, commits))
+
+
 def choose_version(raw: pd.DataFrame, wanted: str | None, experiment: Experiment,
                    notes: list[str]) -> str:
     """The label of version `wanted` (None: the newest) among the experiment's runs; a note
     names the others."""
     if raw.empty and wanted is None:
         return ""
-    starts = [int(t.timestamp() * 1000) for t in raw["start_time"]]
-    commits = text_column(raw, f"tags.{names.GIT_COMMIT}").fillna("").astype(str)
-    found = versions.versions_of(zip(run_labels(raw), starts, commits))
+    found = versions_in(raw)
     chosen = versions.pick(found, wanted, f"experiment '{experiment.name}'")
     if len(found) > 1:
         others = [v for v in found if v.label != chosen.label]
@@ -270,12 +277,21 @@ def choose_version(raw: pd.DataFrame, wanted: str | None, experiment: Experiment
     return chosen.label
 
 
+def read_experiment(reader: StoreReader, target: str) -> tuple[Experiment, pd.DataFrame]:
+    """Experiment `target` (a grid's name or an experiment's) and all its runs, in one search."""
+    experiment = find_experiment(reader, target)
+    return experiment, search(reader, experiment)
+
+
 def load_grid_runs(reader: StoreReader, target: str, version: str | None = None) -> GridRuns:
     """Everything the report shows of version `version` (None: the newest), read from MLflow
     in one search."""
-    experiment = find_experiment(reader, target)
+    return grid_runs(*read_experiment(reader, target), version)
+
+
+def grid_runs(experiment: Experiment, raw: pd.DataFrame, version: str | None = None) -> GridRuns:
+    """The slots of version `version` (None: the newest) from the experiment's runs."""
     notes: list[str] = []
-    raw = search(reader, experiment)
     label = choose_version(raw, version, experiment, notes)
     raw = raw[run_labels(raw) == label] if not raw.empty else raw
     expected = expected_slots(experiment, label, notes)
