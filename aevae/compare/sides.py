@@ -55,7 +55,7 @@ class Side:
         if len(commits):
             text += f"; git commit {', '.join(f'`{c}`' for c in commits)}"
         if dirty:
-            text += f" ({dirty} runs with uncommitted changes)"
+            text += f" ({dirty} runs from a checkout with uncommitted changes, code or not)"
         return text
 
 
