@@ -7,6 +7,7 @@ import argparse
 
 from aevae.bench.defaults import DEFAULT_GRID, RESULTS_DIR
 from aevae.compare.defaults import ALPHA, HEADLINE
+from aevae.tracking import DEFAULT_TRACKING_URI
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +34,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, metavar="DIR",
                         help=f"folder for COMPARE.md and changes.png (default: {RESULTS_DIR}/compare/A_vs_B/)")
     parser.add_argument("--tracking-uri", default=None,
-                        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db)")
+                        help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI})")
 
 
 def run(args: argparse.Namespace) -> int:
