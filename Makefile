@@ -9,10 +9,14 @@ STUDY ?= quick
 STUDY_STORAGE ?= studies/optuna.log
 DASHBOARD_PORT ?= 8080
 GRID ?= lab
+LABEL ?=
 BENCH_ARGS ?=
+A ?=
+B ?=
+COMPARE_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow train bench smoke ui tune tune-pruners dashboard overhead clean
+.PHONY: help install test test-slow train bench smoke compare ui tune tune-pruners dashboard overhead clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,16 +39,19 @@ test-slow: install ## real-data and long tests (needs AEVAE_DATA_DIR with MNIST)
 train: install ## one example run: VAE, conv, MNIST, 5 epochs
 	$(BIN)/aevae train --model vae --arch conv --dataset mnist --epochs 5
 
-bench: install ## run the benchmark grid GRID (default lab), then write its report; options in BENCH_ARGS
-	status=0; $(BIN)/aevae bench $(GRID) $(BENCH_ARGS) || status=$$?; \
-	$(BIN)/aevae report $(GRID) && exit $$status
+bench: install ## run the grid GRID (default lab) as version LABEL (default: the git commit), then its report; options in BENCH_ARGS
+	status=0; $(BIN)/aevae bench $(GRID) $(if $(LABEL),--label $(LABEL)) $(BENCH_ARGS) || status=$$?; \
+	$(BIN)/aevae report $(GRID) $(if $(LABEL),--label $(LABEL)) && exit $$status
+
+compare: install ## version A against version B (GRID@LABEL; default: GRID's last two versions); options in COMPARE_ARGS
+	$(BIN)/aevae compare $(or $(A),$(GRID)) $(B) $(COMPARE_ARGS)
 
 smoke: install ## the smoke grid: the 12 cells on a few hundred images, seconds each
-	$(BIN)/aevae bench smoke $(BENCH_ARGS)
+	$(BIN)/aevae bench smoke $(if $(LABEL),--label $(LABEL)) $(BENCH_ARGS)
 
 .PHONY: report
-report: install ## RESULTS.md and figures of grid GRID (default lab) from MLflow, in benchmarks/results/GRID/
-	$(BIN)/aevae report $(GRID)
+report: install ## RESULTS.md and figures of grid GRID (default lab), version LABEL (default: the newest), from MLflow
+	$(BIN)/aevae report $(GRID) $(if $(LABEL),--label $(LABEL))
 
 overhead: install ## time the end-of-run analysis on MNIST cells, print what it finds (~10 min quiet)
 	$(BIN)/python benchmarks/analysis_overhead.py $(ARGS)

@@ -15,6 +15,7 @@ COMMANDS = {
     "tune": ("aevae.commands.tune", "run or resume an Optuna study of a cell, tracked in MLflow"),
     "report": ("aevae.commands.report", "write RESULTS.md and figures for a grid from its MLflow runs"),
     "bench": ("aevae.commands.bench", "run a benchmark grid, resumably, every run tracked in MLflow"),
+    "compare": ("aevae.commands.compare", "compare two versions of a grid cell by cell, beyond seed noise"),
 }
 
 

@@ -28,12 +28,14 @@ class Store:
         self.experiment_id = self.client.create_experiment(
             experiment, artifact_location=(root / "artifacts").resolve().as_uri())
 
-    def expect(self, cells: list[tuple[str, int, str]], axes: dict | None = None) -> None:
-        """Set the grid's `grid_cells` (cell, seed, config_hash) and `grid_axes` tags."""
+    def expect(self, cells: list[tuple[str, int, str]], axes: dict | None = None, version: str = "") -> None:
+        """Set the grid's `grid_cells` (cell, seed, config_hash) and `grid_axes` tags, of
+        version `version` ('' the unlabelled one) as `aevae bench` names them."""
+        suffix = f"/{version}" if version else ""
         rows = [{"cell": c, "seed": s, "config_hash": h} for c, s, h in cells]
-        self.client.set_experiment_tag(self.experiment_id, "grid_cells", json.dumps(rows))
+        self.client.set_experiment_tag(self.experiment_id, f"grid_cells{suffix}", json.dumps(rows))
         if axes is not None:
-            self.client.set_experiment_tag(self.experiment_id, "grid_axes", json.dumps(axes))
+            self.client.set_experiment_tag(self.experiment_id, f"grid_axes{suffix}", json.dumps(axes))
 
     def run(self, cell: str | None, seed: int, status: str = "FINISHED", test: dict | None = None,
             history: dict[str, list[float]] | None = None, params: dict | None = None,

@@ -12,7 +12,7 @@ from pathlib import Path
 import mlflow
 import optuna
 
-from aevae.bench import claims
+from aevae.bench import claims, versions
 from aevae.bench.run import tuned_lookup
 from aevae.cli import main
 from aevae.bench.grid import expand, load_grid, select
@@ -53,14 +53,15 @@ def test_smoke_grid_runs_then_skips_then_force_reruns(data_root, tracking_uri, c
     for run in first:
         tags = run.data.tags
         assert tags["grid"] == "smoke" and tags["seed"] == "0" and tags["git_commit"]
+        assert tags["version_label"] == versions.default_label() != ""  # the checkout's commit
         assert tags["claim"] == "won" and run.data.params["subset"] == "256"
         # --no-artifacts: every metric the params promise (analysis=True), and no file but the config
         assert {"test/loss", "test/probe_acc"} <= set(run.data.metrics) and run.data.params["analysis"] == "True"
         assert [a.path for a in mlflow.MlflowClient(tracking_uri).list_artifacts(run.info.run_id)] == ["config.json"]
     experiment = mlflow.MlflowClient(tracking_uri).get_experiment_by_name("bench/smoke")
-    expected = json.loads(experiment.tags["grid_cells"])
+    expected = json.loads(experiment.tags[f"grid_cells/{versions.default_label()}"])
     assert len(expected) == 12 and {"cell", "seed", "config_hash"} == set(expected[0])
-    assert json.loads(experiment.tags["grid_axes"])["model"] == ["ae", "vae"]
+    assert json.loads(experiment.tags[f"grid_axes/{versions.default_label()}"])["model"] == ["ae", "vae"]
     assert Path("benchmarks/results/smoke/summary.csv").read_text().count("skipped") == 0
 
     assert main(["bench", *SMOKE_MNIST_MLP]) == 0

@@ -12,7 +12,11 @@ against an MLflow tracking server, so workers on several machines can share one 
 Optuna's `study.ask()` pops an enqueued trial atomically, but enqueueing the cells is itself
 racy between two bench commands, and the trials would mirror the runs in a second store.
 
-The protocol for one cell (the grid's runs with the cell's config hash, deleted ones aside):
+A cell is (grid, config hash, version label): the runs of another version of the grid
+(aevae.bench.versions) neither finish a cell nor hold it, and are never retired here.
+
+The protocol for one cell (the grid's runs with the cell's config hash and the version's
+label, deleted ones aside):
 1. Look. A FINISHED run: the cell is done. A RUNNING run tagged `claim=won`: another
    worker has it. A RUNNING `claim=pending` run is a claim in flight: look again shortly.
 2. Create our run, RUNNING, tagged `claim=pending` and `worker=<host>:<pid>`.
@@ -70,18 +74,29 @@ def reap(store: RunStore, experiment_id: str) -> list[RunRecord]:
     return dead
 
 
-def finished_runs(store: RunStore, experiment_id: str, grid: str, since_ms: int = 0) -> dict[str, RunRecord]:
-    """The grid's FINISHED runs started at or after `since_ms`, by config hash."""
-    runs = store.find(experiment_id, status="FINISHED", tags={names.GRID: grid})
+def version_runs(store: RunStore, experiment_id: str, grid: str, version: str, *,
+                 status: str | None = None, config_hash: str | None = None) -> list[RunRecord]:
+    """The grid's runs of version `version` ('' is the unlabelled one: runs without the tag,
+    which a filter string cannot ask for, so the label is also checked here)."""
+    tags = {names.GRID: grid, **({names.VERSION_LABEL: version} if version else {}),
+            **({names.CONFIG_HASH: config_hash} if config_hash else {})}
+    return [run for run in store.find(experiment_id, status=status, tags=tags)
+            if run.tags.get(names.VERSION_LABEL, "") == version]
+
+
+def finished_runs(store: RunStore, experiment_id: str, grid: str, version: str,
+                  since_ms: int = 0) -> dict[str, RunRecord]:
+    """The version's FINISHED runs started at or after `since_ms`, by config hash."""
+    runs = version_runs(store, experiment_id, grid, version, status="FINISHED")
     return {run.tags[names.CONFIG_HASH]: run for run in runs
             if run.start_time >= since_ms and names.CONFIG_HASH in run.tags}
 
 
-def live_runs(store: RunStore, experiment_id: str, grid: str, config_hash: str,
+def live_runs(store: RunStore, experiment_id: str, grid: str, config_hash: str, version: str,
               since_ms: int = 0) -> list[RunRecord]:
     """The cell's runs that count: RUNNING ones of live workers (dead ones are closed on
     the way) and FINISHED ones started at or after `since_ms`."""
-    runs = store.find(experiment_id, tags={names.GRID: grid, names.CONFIG_HASH: config_hash})
+    runs = version_runs(store, experiment_id, grid, version, config_hash=config_hash)
     live = []
     for run in runs:
         if run.status == "RUNNING" and worker_gone(run.tags):
@@ -95,17 +110,19 @@ def live_runs(store: RunStore, experiment_id: str, grid: str, config_hash: str,
 
 def claim(store: RunStore, experiment_id: str, grid: str, config_hash: str, run_name: str,
           tags: dict[str, str], since_ms: int = 0) -> Claim:
-    """Claim one cell by the protocol in the module docstring."""
+    """Claim one cell by the protocol in the module docstring; the cell's version is the
+    label in `tags` (none: the unlabelled version)."""
+    version = tags.get(names.VERSION_LABEL, "")
     others: list[RunRecord] = []
     for _ in range(LOOKS):
-        others = live_runs(store, experiment_id, grid, config_hash, since_ms)
+        others = live_runs(store, experiment_id, grid, config_hash, version, since_ms)
         settled = _settled(others)
         if settled is not None:
             return settled
         if not others:
             mine = store.create(experiment_id, run_name,
                                 {**tags, **worker_tags(), names.CLAIM: names.CLAIM_PENDING})
-            rivals = [r for r in live_runs(store, experiment_id, grid, config_hash, since_ms)
+            rivals = [r for r in live_runs(store, experiment_id, grid, config_hash, version, since_ms)
                       if r.run_id != mine.run_id]
             if not rivals:
                 store.set_tags(mine.run_id, {names.CLAIM: names.CLAIM_WON})
@@ -130,9 +147,10 @@ def _settled(others: list[RunRecord]) -> Claim | None:
 
 def retire_older(store: RunStore, experiment_id: str, grid: str, keep: RunRecord) -> list[str]:
     """Delete (recoverably: MLflow's deleted state) the cell's FINISHED runs older than
-    `keep`, so a forced re-run leaves exactly one finished run per cell and seed."""
-    runs = store.find(experiment_id, status="FINISHED",
-                      tags={names.GRID: grid, names.CONFIG_HASH: keep.tags[names.CONFIG_HASH]})
+    `keep` in `keep`'s version, so a forced re-run leaves exactly one finished run per cell
+    and seed in it; other versions keep theirs."""
+    runs = version_runs(store, experiment_id, grid, keep.tags.get(names.VERSION_LABEL, ""),
+                        status="FINISHED", config_hash=keep.tags[names.CONFIG_HASH])
     retired = [r.run_id for r in runs if r.run_id != keep.run_id and r.start_time <= keep.start_time]
     for run_id in retired:
         store.set_tags(run_id, {names.SUPERSEDED_BY: keep.run_id})

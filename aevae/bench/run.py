@@ -1,8 +1,9 @@
 """`aevae bench`: every cell of a grid through `train`, resumable and fault-isolated.
 
 One MLflow experiment per grid (`bench/<grid>`). A cell whose FINISHED run (same grid, same
-config hash) exists is skipped, so a grid that was interrupted, by Ctrl-C, kill -9 or a
-restart, is finished by running it again. Cells are claimed in MLflow before they train
+config hash, same version label: see aevae.bench.versions) exists is skipped, so a grid that
+was interrupted, by Ctrl-C, kill -9 or a restart, is finished by running it again, and a
+grid run for changed code is a new version beside the old one. Cells are claimed in MLflow before they train
 (see aevae.bench.claims), so workers, in one command or several, never train a cell twice. A cell
 that fails (a diverging loss, no memory, a dataset that cannot be had) ends its run FAILED
 with the reason and the grid goes on; the exit status says whether any failed.
@@ -10,6 +11,7 @@ with the reason and the grid goes on; the exit status says whether any failed.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import time
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from aevae.bench import claims
+from aevae.bench import claims, versions
 from aevae.bench.defaults import DEFAULT_GRID, RESULTS_DIR
 from aevae.errors import ConfigError
 from aevae.bench.grid import Cell, Grid, expand, load_grid, select
@@ -61,13 +63,15 @@ def tuned_lookup(storage: str | None, missing: list[str]):
     return lookup
 
 
-def describe(store: RunStore, experiment_id: str, grid: Grid, cells: list[Cell]) -> None:
-    """Experiment tags that tell the report which cells to expect and what the axes are."""
+def describe(store: RunStore, experiment_id: str, grid: Grid, cells: list[Cell], version: str) -> None:
+    """Experiment tags that tell the report which cells the version expects and what the
+    axes are."""
     expected = json.dumps([{"cell": c.key, "seed": c.seed, "config_hash": c.config_hash} for c in cells])
     if len(expected) > EXPERIMENT_TAG_CHARS:
         raise ConfigError(f"grid '{grid.name}' has {len(cells)} cells, too many to list in one "
                           f"MLflow experiment tag: split it into smaller grid files.")
-    tags = {names.GRID_CELLS: expected, names.GRID_AXES: json.dumps(grid.axes_json())}
+    tags = {names.versioned(names.GRID_CELLS, version): expected,
+            names.versioned(names.GRID_AXES, version): json.dumps(grid.axes_json())}
     if grid.description:
         tags[names.NOTE] = grid.description
     store.set_experiment_tags(experiment_id, tags)
@@ -76,24 +80,31 @@ def describe(store: RunStore, experiment_id: str, grid: Grid, cells: list[Cell])
 def run_grid(ref: str = DEFAULT_GRID, *, only: list[str] = (), force: bool = False, workers: int = 1,
              tuned: bool = False, storage: str | None = None, data_dir: str | None = None,
              tracking_uri: str | None = None, log_artifacts: bool = True,
-             results_dir: str = RESULTS_DIR) -> GridSummary:
-    """Run the grid's cells (those matching `only`), skipping finished ones unless `force`;
-    print a line per cell and the summary; write the summary CSV; return the summary."""
+             results_dir: str = RESULTS_DIR, label: str | None = None,
+             seeds: tuple[int, ...] | None = None) -> GridSummary:
+    """Run the grid's cells (those matching `only`, at `seeds` instead of the file's when
+    given) as version `label` (default: versions.default_label()), skipping the version's
+    finished ones unless `force`; print a line per cell and the summary; write the summary
+    CSV; return the summary."""
     started = time.perf_counter()
     if workers < 1:
         raise ConfigError("--workers must be at least 1.")
+    version = versions.check_label(versions.default_label() if label is None else label)
     grid = load_grid(ref)
+    if seeds is not None:
+        grid = dataclasses.replace(grid, seeds=check_seeds(seeds))
     untuned: list[str] = []
     cells = expand(grid, tuned_lookup(storage, untuned) if tuned else None)
     selected = select(cells, list(only))
     store = RunStore(tracking_uri)
-    ctx = open_experiment(store, grid, cells, data_dir, log_artifacts, force)
-    finished = {} if force else claims.finished_runs(store, ctx.experiment_id, grid.name)
+    ctx = open_experiment(store, grid, cells, data_dir, log_artifacts, force, version)
+    finished = {} if force else claims.finished_runs(store, ctx.experiment_id, grid.name, version)
     skipped = [Outcome.from_run(c, "skipped", finished[c.config_hash])
                for c in selected if c.config_hash in finished]
     todo = [c for c in selected if c.config_hash not in finished]
-    print(f"grid {grid.name}: {len(selected)} of {len(cells)} cells selected, {len(skipped)} finished "
-          f"earlier, {len(todo)} to run; MLflow experiment '{ctx.experiment}' at {store.tracking_uri}")
+    print(f"grid {grid.name}, version {version or '(unlabelled)'}: {len(selected)} of {len(cells)} cells "
+          f"selected, {len(skipped)} finished earlier, {len(todo)} to run; MLflow experiment "
+          f"'{ctx.experiment}' at {store.tracking_uri}")
     for name in untuned:
         print(f"no tuned study for {name}: its cells use the grid's settings")
     progress = Progress(len(selected), len(skipped), grid.name)
@@ -113,19 +124,26 @@ def run_grid(ref: str = DEFAULT_GRID, *, only: list[str] = (), force: bool = Fal
     return write_summary(grid, selected, skipped + progress.outcomes, started, results_dir)
 
 
+def check_seeds(seeds: tuple[int, ...]) -> tuple[int, ...]:
+    if not seeds or len(set(seeds)) < len(seeds):
+        raise ConfigError("--seeds must list one or more distinct integers, e.g. --seeds 0,1,2.")
+    return tuple(seeds)
+
+
 def open_experiment(store: RunStore, grid: Grid, cells: list[Cell], data_dir: str | None,
-                    log_artifacts: bool, force: bool) -> BenchContext:
+                    log_artifacts: bool, force: bool, version: str = "") -> BenchContext:
     """The grid's experiment, described, with the runs of dead workers closed."""
     experiment = names.bench_experiment(grid.name)
     experiment_id = store.experiment(experiment)
-    describe(store, experiment_id, grid, cells)
+    describe(store, experiment_id, grid, cells, version)
     closed = claims.reap(store, experiment_id)
     if closed:
         print(f"closed {len(closed)} run(s) left RUNNING by dead workers: "
               + ", ".join(r.name for r in closed))
     # with --force, only runs finished from now on count as done
     since_ms = int(time.time() * 1000) if force else 0
-    return BenchContext(experiment, experiment_id, store.tracking_uri, data_dir, log_artifacts, since_ms)
+    return BenchContext(experiment, experiment_id, store.tracking_uri, data_dir, log_artifacts, since_ms,
+                        version)
 
 
 def write_summary(grid: Grid, selected: list[Cell], outcomes: list[Outcome], started: float,

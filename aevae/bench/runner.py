@@ -45,6 +45,7 @@ class BenchContext:
     data_dir: str | None
     log_artifacts: bool
     since_ms: int  # FINISHED runs started before this do not count as done (--force)
+    version: str = ""  # the label of the grid's version these runs belong to (bench/versions.py)
 
 
 class DataCache:
@@ -67,8 +68,12 @@ class DataCache:
         return found
 
 
-def bench_tags(cell: Cell) -> dict[str, str]:
+def bench_tags(cell: Cell, version: str = "") -> dict[str, str]:
+    """What identifies the cell's run; the unlabelled version writes no label, as runs did
+    before versions existed."""
     tags = {names.GRID: cell.grid, names.CELL: cell.key, names.CONFIG_HASH: cell.config_hash}
+    if version:
+        tags[names.VERSION_LABEL] = version
     return {**tags, names.TUNED_FROM: cell.tuned_from} if cell.tuned_from else tags
 
 
@@ -77,7 +82,7 @@ def run_cell(cell: Cell, ctx: BenchContext, cache: DataCache) -> Outcome:
     store = RunStore(ctx.tracking_uri)
     commit, dirty = git_state()
     # torch_threads: timings of cells run by N workers read differently from serial ones
-    tags = {**run_tags(cell.config), **bench_tags(cell), names.GIT_COMMIT: commit,
+    tags = {**run_tags(cell.config), **bench_tags(cell, ctx.version), names.GIT_COMMIT: commit,
             names.GIT_DIRTY: str(dirty).lower(), names.TORCH_THREADS: str(torch.get_num_threads())}
     got = claims.claim(store, ctx.experiment_id, cell.grid, cell.config_hash, cell.run_name, tags,
                        ctx.since_ms)
@@ -94,7 +99,7 @@ def run_cell(cell: Cell, ctx: BenchContext, cache: DataCache) -> Outcome:
         store.log_params(run_id, to_dict(cell.config))
         splits = cache.get(cell.config, ctx.data_dir)
         tracker = MlflowTracker(ctx.tracking_uri, ctx.experiment, run_id=run_id)  # the claimed run
-        train(cell.config, splits, tracker, tags=bench_tags(cell), run_name=cell.run_name,
+        train(cell.config, splits, tracker, tags=bench_tags(cell, ctx.version), run_name=cell.run_name,
               log_artifacts=ctx.log_artifacts)
     except BaseException as exc:
         # training ends its run itself; a failure before it started leaves the run to end here

@@ -15,9 +15,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
                         help="run only the cells whose config field KEY is VALUE; repeat a KEY to "
                              "allow several values (--only dataset=mnist --only dataset=fashion_mnist)")
+    parser.add_argument("--label", default=None, metavar="LABEL",
+                        help="the version of the grid these runs belong to: a cell counts as finished "
+                             "only with a finished run of the same label, so a new label runs the grid "
+                             "again beside the old runs (default: the git commit, plus -dirty-<digest> "
+                             "while aevae/ has uncommitted changes)")
     parser.add_argument("--force", action="store_true",
-                        help="re-run cells that already finished (their older runs are then deleted, "
-                             "recoverably, so each cell keeps one finished run)")
+                        help="re-run cells of this version that already finished (its older runs are "
+                             "then deleted, recoverably, so each cell keeps one finished run; other "
+                             "versions' runs stay)")
+    parser.add_argument("--seeds", type=seed_list, default=None, metavar="S,S,...",
+                        help="run these seeds instead of the grid file's (e.g. 0,1,2: a comparison "
+                             "needs two or more seeds per cell)")
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="train N cells at once in N processes sharing the cores (default: 1)")
     parser.add_argument("--tuned", action="store_true",
@@ -33,11 +42,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_store_options(parser)
 
 
+def seed_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of integers") from None
+
+
 def run(args: argparse.Namespace) -> int:
     from aevae.bench.run import run_grid
 
     summary = run_grid(args.grid, only=args.only, force=args.force, workers=args.workers,
                        tuned=args.tuned, storage=args.storage, data_dir=args.data_dir,
                        tracking_uri=args.tracking_uri, log_artifacts=not args.no_artifacts,
-                       results_dir=args.results_dir)
+                       results_dir=args.results_dir, label=args.label, seeds=args.seeds)
     return summary.exit_status

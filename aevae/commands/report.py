@@ -16,6 +16,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help=f"folder for RESULTS.md and the figures (default: {RESULTS_DIR}/<grid>/)")
     parser.add_argument("--tracking-uri", default=None,
                         help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI})")
+    parser.add_argument("--label", default=None, metavar="LABEL",
+                        help="the version of the grid to report: its label, or a git commit its runs "
+                             "ran (default: the newest version; aevae bench --label names them)")
     parser.add_argument("--ui-url", default=None, metavar="URL",
                         help="an MLflow UI that serves this store, for run links "
                              "(default: the tracking URI when it is http(s))")
@@ -26,6 +29,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from aevae.report import build_report
 
-    report = build_report(args.target, args.out, args.tracking_uri, args.ui_url, references_file=args.references)
+    report = build_report(args.target, args.out, args.tracking_uri, args.ui_url,
+                          references_file=args.references, version=args.label)
     print(report.summary())
     return 0

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aevae.bench.defaults import DEFAULT_GRID, RESULTS_DIR
-from aevae.report import compare, downloads, markdown, panels, plots, references, tables
+from aevae.report import ae_vae, downloads, markdown, panels, plots, references, tables
 from aevae.report.compact import compact
 from aevae.report.display import in_cell_order
 from aevae.report.runs import GridRuns, ReportError, load_grid_runs
@@ -43,7 +43,8 @@ class Report:
         slots = self.grid.slots
         finished = int((slots["status"] == "FINISHED").sum())
         phases = ", ".join(f"{name} {s:.2f}" for name, s in self.seconds.items())
-        return (f"wrote {self.path} ({slots['cell'].nunique()} cells, {finished} of {len(slots)} runs "
+        version = f"version {self.grid.version}, " if self.grid.version else ""
+        return (f"wrote {self.path} ({version}{slots['cell'].nunique()} cells, {finished} of {len(slots)} runs "
                 f"finished, {len(self.figures)} figures) in {sum(self.seconds.values()):.2f} s ({phases})")
 
 
@@ -67,7 +68,7 @@ def draw_figures(reader: StoreReader, grid: GridRuns, folder: Path, curve_seeds:
         downloaded = downloads.download_figures(reader, list(representative.values()), Path(scratch))
         seconds["fetch"] = time.perf_counter() - started
         started = time.perf_counter()
-        pairs = compare.pairs(grid)
+        pairs = ae_vae.pairs(grid)
         drawn = {
             "metrics": plots.metric_bars(finished, grid.extra_axes, folder),
             "rate_distortion": [p for p in [plots.rate_distortion(finished, folder)] if p],
@@ -100,21 +101,28 @@ def read_references(path: str | Path | None) -> tuple[list[references.Reference]
     return references.load_references(path), shown.as_posix()
 
 
+def default_folder(grid: GridRuns, version: str | None) -> Path:
+    """benchmarks/results/<grid>/ for the newest version; <grid>@<label>/ for one asked for
+    by name, so it does not overwrite the newest version's report."""
+    name = plots.slug(grid.experiment.grid)
+    return Path(RESULTS_DIR) / (name if version is None else f"{name}@{grid.version or 'unlabelled'}")
+
+
 def build_report(target: str = DEFAULT_GRID, out_dir: str | Path | None = None, tracking_uri: str | None = None,
                  ui_url: str | None = None, curve_seeds: int = CURVE_SEEDS,
-                 references_file: str | Path | None = None) -> Report:
-    """Read grid (or experiment) `target` from MLflow; write RESULTS.md, results.csv and PNGs
-    into `out_dir` (default benchmarks/results/<grid>/). References come from
-    `references_file`, else benchmarks/references.toml."""
+                 references_file: str | Path | None = None, version: str | None = None) -> Report:
+    """Read version `version` (default: the newest) of grid (or experiment) `target` from
+    MLflow; write RESULTS.md, results.csv and PNGs into `out_dir` (default: see
+    `default_folder`). References come from `references_file`, else benchmarks/references.toml."""
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     known, references_name = read_references(references_file)
     tracking_uri = tracking_uri or default_tracking_uri()
     reader = StoreReader(tracking_uri)
-    grid = load_grid_runs(reader, target)
+    grid = load_grid_runs(reader, target, version)
     beside = references.beside(grid, known)
     seconds["read"] = time.perf_counter() - started
-    folder = Path(out_dir) if out_dir else Path(RESULTS_DIR) / plots.slug(grid.experiment.grid)
+    folder = Path(out_dir) if out_dir else default_folder(grid, version)
     folder.mkdir(parents=True, exist_ok=True)
     for pattern in OWN_FIGURES:
         for old in folder.glob(pattern):
@@ -124,7 +132,7 @@ def build_report(target: str = DEFAULT_GRID, out_dir: str | Path | None = None, 
     links = ui_base(tracking_uri, ui_url)
     sections = markdown.Sections(
         compact=compact(grid), references=beside,
-        reference_sources=references.source_lines(known, set(beside["_id"])), readings=compare.readings(grid),
+        reference_sources=references.source_lines(known, set(beside["_id"])), readings=ae_vae.readings(grid),
         unfinished=tables.unfinished(grid), gaps=tables.gaps(grid, links), full=tables.every_metric(grid, links),
         runs=tables.all_runs(grid, links), settings=tables.shared_settings(grid),
         provenance=tables.provenance(grid), csv_name=CSV_FILE, references_file=references_name,

@@ -127,7 +127,7 @@ def mean_std(values: pd.Series, runs: int) -> str:
     if std <= 1e-9 * abs(mean) or not math.isfinite(std):
         text = number(mean)
     else:
-        places = decimals(std, 2)
+        places = decimals(float(f"{std:.6g}"), 2)  # 0.000999...98 (float sums) is 0.0010
         text = f"{mean:.{places}f} ± {std:.{places}f}"
     return text + (f" (n={len(values)})" if len(values) < runs else "")
 

@@ -118,8 +118,9 @@ def figures_block(sections: Sections, folder: Path) -> str:
 def render(grid: GridRuns, sections: Sections, folder: Path) -> str:
     experiment = grid.experiment
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    version = f", version `{grid.version}`" if grid.version else ""
     parts = [
-        f"# Results: `{experiment.name}`\n\n",
+        f"# Results: `{experiment.name}`{version}\n\n",
         f"Read by `aevae report` from MLflow experiment `{experiment.name}` (id {experiment.id}) "
         f"at `{experiment.tracking_uri}` on {when}.\n{counts_line(grid)}\n\n",
         axes_line(grid),

@@ -1,5 +1,5 @@
-"""Reading a grid from MLflow: which experiment, which cells the grid expects, and the one
-run that stands for each (cell, seed) slot.
+"""Reading a grid from MLflow: which experiment, which version of it (aevae.bench.versions),
+which cells that version expects, and the one run that stands for each (cell, seed) slot.
 
 Everything is read through aevae.tracking's `StoreReader` (experiment tags, one paged
 search), so the report works on a tracking server and on runs logged by older aevae
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from aevae.bench import versions
 from aevae.errors import AevaeError
 from aevae.tracking import names
 from aevae.tracking.reader import StoreReader
@@ -60,6 +61,7 @@ class GridRuns:
     extra_axes: list[str]
     axes: dict[str, list]
     notes: list[str] = field(default_factory=list)
+    version: str = ""  # the label of the version shown ('' the unlabelled one)
 
     @property
     def finished(self) -> pd.DataFrame:
@@ -99,9 +101,9 @@ def find_experiment(reader: StoreReader, target: str) -> Experiment:
     )
 
 
-def expected_slots(experiment: Experiment, notes: list[str]) -> pd.DataFrame | None:
-    """The grid's `grid_cells` experiment tag as (cell, seed, config_hash) rows, or None."""
-    text = experiment.tags.get(names.GRID_CELLS)
+def expected_slots(experiment: Experiment, version: str, notes: list[str]) -> pd.DataFrame | None:
+    """The version's `grid_cells` experiment tag as (cell, seed, config_hash) rows, or None."""
+    text = experiment.tags.get(names.versioned(names.GRID_CELLS, version))
     if not text:
         return None
     try:
@@ -114,9 +116,9 @@ def expected_slots(experiment: Experiment, notes: list[str]) -> pd.DataFrame | N
     return pd.DataFrame(rows, columns=["cell", "seed", "expected_hash"]).drop_duplicates(["cell", "seed"])
 
 
-def grid_axes(experiment: Experiment) -> dict[str, list]:
+def grid_axes(experiment: Experiment, version: str) -> dict[str, list]:
     try:
-        axes = json.loads(experiment.tags.get(names.GRID_AXES) or "{}")
+        axes = json.loads(experiment.tags.get(names.versioned(names.GRID_AXES, version)) or "{}")
     except ValueError:
         return {}
     return axes if isinstance(axes, dict) else {}
@@ -245,12 +247,54 @@ def extra_axes_of(slots: pd.DataFrame) -> list[str]:
     return sorted({k for cell in slots["cell"] for k in parse_cell(cell)} - set(KEY_AXES))
 
 
-def load_grid_runs(reader: StoreReader, target: str) -> GridRuns:
-    """Everything the report shows, read from MLflow in one search."""
+def run_labels(raw: pd.DataFrame) -> pd.Series:
+    """Each run's version label ('' for runs without one)."""
+    return text_column(raw, f"tags.{names.VERSION_LABEL}").fillna("").astype(str)
+
+
+def versions_in(raw: pd.DataFrame) -> list[versions.Version]:
+    """The versions the experiment's runs belong to, oldest first."""
+    if raw.empty:
+        return []
+    starts = [int(t.timestamp() * 1000) for t in raw["start_time"]]
+    commits = text_column(raw, f"tags.{names.GIT_COMMIT}").fillna("").astype(str)
+    return versions.versions_of(zip(run_labels(raw), starts, commits))
+
+
+def choose_version(raw: pd.DataFrame, wanted: str | None, experiment: Experiment,
+                   notes: list[str]) -> str:
+    """The label of version `wanted` (None: the newest) among the experiment's runs; a note
+    names the others."""
+    if raw.empty and wanted is None:
+        return ""
+    found = versions_in(raw)
+    chosen = versions.pick(found, wanted, f"experiment '{experiment.name}'")
+    if len(found) > 1:
+        others = [v for v in found if v.label != chosen.label]
+        notes.append(f"This report shows version {chosen.label or '(unlabelled)'}; the experiment also "
+                     f"holds, oldest first: {versions.listing(others)}. `aevae report "
+                     f"{experiment.grid} --label LABEL` shows another, `aevae compare` two side by side.")
+    return chosen.label
+
+
+def read_experiment(reader: StoreReader, target: str) -> tuple[Experiment, pd.DataFrame]:
+    """Experiment `target` (a grid's name or an experiment's) and all its runs, in one search."""
     experiment = find_experiment(reader, target)
+    return experiment, search(reader, experiment)
+
+
+def load_grid_runs(reader: StoreReader, target: str, version: str | None = None) -> GridRuns:
+    """Everything the report shows of version `version` (None: the newest), read from MLflow
+    in one search."""
+    return grid_runs(*read_experiment(reader, target), version)
+
+
+def grid_runs(experiment: Experiment, raw: pd.DataFrame, version: str | None = None) -> GridRuns:
+    """The slots of version `version` (None: the newest) from the experiment's runs."""
     notes: list[str] = []
-    expected = expected_slots(experiment, notes)
-    raw = search(reader, experiment)
+    label = choose_version(raw, version, experiment, notes)
+    raw = raw[run_labels(raw) == label] if not raw.empty else raw
+    expected = expected_slots(experiment, label, notes)
     if raw.empty and (expected is None or expected.empty):
         raise ReportError(f"experiment '{experiment.name}' has no runs yet: run "
                           f"`aevae bench {experiment.grid}` (or `aevae train --experiment "
@@ -264,5 +308,5 @@ def load_grid_runs(reader: StoreReader, target: str) -> GridRuns:
     for column in parsed:
         slots[column] = parsed[column]
     slots["reason"] = describe_states(slots)
-    axes = grid_axes(experiment)
-    return GridRuns(experiment, slots, extra_axes_of(slots), axes, notes)
+    axes = grid_axes(experiment, label)
+    return GridRuns(experiment, slots, extra_axes_of(slots), axes, notes, label)

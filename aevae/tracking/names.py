@@ -23,9 +23,18 @@ def tune_experiment(study_set: str) -> str:
     return f"{TUNE_PREFIX}{study_set}"
 
 
-# Experiment tags the bench writes and the report reads.
+# Experiment tags the bench writes and the report reads, once per version of the grid:
+# `grid_cells` for the unlabelled runs (and runs older than versions), `grid_cells/<label>`
+# for version <label>, since a version's cells can differ from another's (a changed
+# default changes every config hash).
 GRID_CELLS = "grid_cells"  # JSON list of {cell, seed, config_hash} the grid expects
 GRID_AXES = "grid_axes"  # JSON {axis: [values]}
+
+
+def versioned(tag: str, label: str) -> str:
+    """The experiment tag `tag` of the grid's version `label` ('' is the unlabelled one)."""
+    return f"{tag}/{label}" if label else tag
+
 NOTE = "mlflow.note.content"  # MLflow's description field (the grid file's description)
 
 # --- What a run is ---------------------------------------------------------------------
@@ -37,6 +46,9 @@ CONFIG_HASH = "config_hash"  # the resolved config's hash: the same cell, the sa
 GRID = "grid"
 CELL = "cell"  # e.g. vae/conv/mnist or vae/mlp/mnist/beta=0.5
 TUNED_FROM = "tuned_from"  # the study whose best trial set the cell's config
+# The version of the grid a run belongs to (aevae.bench.versions): with the grid and the
+# config hash, what makes a cell finished. Absent on runs logged before versions existed.
+VERSION_LABEL = "version_label"
 
 # --- How a run ended -------------------------------------------------------------------
 FAILURE_REASON = "failure_reason"  # one line, on FAILED and KILLED runs
