@@ -67,6 +67,13 @@ class TrainConfig:
         "auto", "'auto' (bf16 autocast where the device has fast bf16), 'bf16' or 'fp32'."
     )
     device: str = _doc("auto", "'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'.")
+    image_every: int | None = _doc(
+        None, "Log frames (reconstructions of fixed test images, decodes of fixed prior draws, "
+        "and the latent map of a 2-d latent) as per-epoch images for MLflow's image slider "
+        "at epoch 1, every this many epochs after it and at the last; None takes "
+        "max(1, round(epochs / 10)), every epoch up to 14 epochs and about ten frames beyond; "
+        "0 logs none (Optuna trials' default).",
+    )
     # The end-of-run analysis (aevae/analysis): each part has its own switch or size.
     analysis: bool = _doc(
         True, "Run the end-of-run analysis (latent figures, probe, sample quality, likelihood)."
@@ -195,6 +202,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         (0 < cfg.pixel_tol < 1, "pixel_tol must lie strictly between 0 and 1"),
         (cfg.precision in ("auto", "bf16", "fp32"), "precision must be 'auto', 'bf16' or 'fp32'"),
         (cfg.device in ("auto", "cpu", "cuda"), "device must be 'auto', 'cpu' or 'cuda'"),
+        (cfg.image_every is None or cfg.image_every >= 0,
+         "image_every must be 0 (no frames), a positive count of epochs, or none (automatic)"),
         (cfg.tsne_points == 0 or cfg.tsne_points >= 10, "tsne_points must be 0 (off) or at least 10"),
         (cfg.frechet_samples == 0 or cfg.frechet_samples >= 2,
          "frechet_samples must be 0 (off) or at least 2"),
@@ -210,11 +219,26 @@ def validate(cfg: TrainConfig) -> TrainConfig:
 
 
 def resolve(cfg: TrainConfig) -> TrainConfig:
-    """Validate and fill the dataset-dependent defaults (latent size, reconstruction loss),
-    so what is logged and hashed is the config that actually ran."""
+    """Validate and fill the defaults that depend on other fields (latent size, reconstruction
+    loss, frame interval), so what is logged and hashed is the config that actually ran."""
     info = DATASET_INFO[validate(cfg).dataset]
     return dataclasses.replace(
         cfg,
         latent_dim=cfg.latent_dim or info.default_latent,
         recon_loss=cfg.recon_loss or info.default_recon_loss,
+        image_every=auto_image_every(cfg.epochs) if cfg.image_every is None else cfg.image_every,
     )
+
+
+def auto_image_every(epochs: int) -> int:
+    """The frame interval `image_every=None` takes: every epoch of a short run, about ten
+    frames of a long one (epoch 1, every k-th after it, and the last)."""
+    return max(1, round(epochs / 10))
+
+
+def frame_epochs(epochs: int, image_every: int) -> list[int]:
+    """The epochs that log frames: 1, 1 + k, 1 + 2k, ... and the last; none when k is 0.
+    Starting at epoch 1 keeps the first, blurriest picture in every run's history."""
+    if image_every <= 0:
+        return []
+    return sorted(set(range(1, epochs + 1, image_every)) | {epochs})

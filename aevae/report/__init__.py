@@ -29,7 +29,8 @@ CURVE_SEEDS = 3
 CURVE_RUNS = 60
 # Files an earlier report wrote into the folder; removed so a figure of a cell that left the
 # grid does not linger beside the new RESULTS.md.
-OWN_FIGURES = ("metrics-*.png", "curves-*.png", "panels-*.png", "beta-*.png", "rate-distortion.png")
+OWN_FIGURES = ("metrics-*.png", "curves-*.png", "panels-*.png", "frames-*.png", "beta-*.png",
+               "rate-distortion.png")
 
 
 @dataclass
@@ -66,6 +67,7 @@ def draw_figures(reader: StoreReader, grid: GridRuns, folder: Path, curve_seeds:
     representative = dict(zip(shown["cell"], shown["run_id"]))
     with tempfile.TemporaryDirectory() as scratch:
         downloaded = downloads.download_figures(reader, list(representative.values()), Path(scratch))
+        frames = downloads.download_frames(reader, list(representative.values()), Path(scratch))
         seconds["fetch"] = time.perf_counter() - started
         started = time.perf_counter()
         pairs = ae_vae.pairs(grid)
@@ -73,7 +75,7 @@ def draw_figures(reader: StoreReader, grid: GridRuns, folder: Path, curve_seeds:
             "metrics": plots.metric_bars(finished, grid.extra_axes, folder),
             "rate_distortion": [p for p in [plots.rate_distortion(finished, folder)] if p],
             "curves": plots.curves(history, curve_runs, grid.extra_axes, folder),
-            "panels": panels.ae_vae_panels(pairs, representative, downloaded, grid.extra_axes, folder),
+            "panels": panels.ae_vae_panels(pairs, representative, downloaded, grid.extra_axes, folder, frames),
             "beta": panels.beta_panels(grid.slots, representative, downloaded, folder),
         }
     seconds["figures"] = time.perf_counter() - started

@@ -1,5 +1,5 @@
-"""The per-run reads the report needs beyond the one search: metric histories for the curves
-and figure artifacts for the image panels. Both are one request per run (per metric), so
+"""The per-run reads the report needs beyond the one search: metric histories for the curves,
+figure artifacts for the image panels and three frames per kind for their strips. Both are one request per run (per metric), so
 the report asks only for what it plots, and in parallel (a tracking server answers them
 concurrently; on SQLite they cost about a millisecond each)."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from aevae.tracking.names import TRAIN_PREFIX, VAL_PREFIX
+from aevae.tracking.names import FRAME_KEYS, TRAIN_PREFIX, VAL_PREFIX
 from aevae.tracking.reader import StoreReader
 
 WORKERS = 8
@@ -52,6 +52,31 @@ def download_figures(reader: StoreReader, run_ids: list[str], folder: Path) -> d
         if local is None:
             return run_id, {}
         return run_id, {name: local / f"{name}.png" for name in FIGURES if (local / f"{name}.png").is_file()}
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+        return dict(pool.map(one, run_ids))
+
+
+def strip_steps(steps: list[int]) -> list[int]:
+    """The first, middle and last of a run's sorted frame steps (fewer when it has fewer)."""
+    return list(dict.fromkeys([steps[0], steps[len(steps) // 2], steps[-1]])) if steps else []
+
+
+def download_frames(reader: StoreReader, run_ids: list[str], folder: Path) -> dict[str, dict[str, list[tuple[int, Path]]]]:
+    """`run_id -> {frame key: [(epoch, local PNG)]}`: the first, middle and last frame of each
+    kind the run logged on MLflow's image slider; a run without frames maps to {}."""
+
+    def one(run_id: str) -> tuple[str, dict[str, list[tuple[int, Path]]]]:
+        logged = reader.step_images(run_id)
+        target = folder / run_id / "frames"
+        got: dict[str, list[tuple[int, Path]]] = {}
+        for key in FRAME_KEYS:
+            by_step = {image.step: image for image in logged.get(key, [])}
+            local = [(step, reader.download(run_id, by_step[step].path, target))
+                     for step in strip_steps(sorted(by_step))]
+            if local and all(path is not None for _, path in local):
+                got[key] = local
+        return run_id, got
 
     with ThreadPoolExecutor(WORKERS) as pool:
         return dict(pool.map(one, run_ids))

@@ -1,7 +1,8 @@
 """Image panels composed from the runs' own figure artifacts: reconstructions, prior samples
 and latent maps, AE next to VAE (the "without KL / with KL" picture), and, on a beta grid,
 the VAE's latent maps side by side per beta. Each panel shows the run of the
-lowest finished seed; a missing figure leaves a labelled blank instead of breaking."""
+lowest finished seed; a missing figure leaves a labelled blank instead of breaking. Under each
+AE|VAE panel, the same runs' strip through training (aevae.report.strips), where they have one."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pandas as pd  # noqa: E402
 
 from aevae.report.display import group_label, sortable  # noqa: E402
 from aevae.report.plots import save, slug  # noqa: E402
+from aevae.report.strips import Frames, through_training  # noqa: E402
 
 ROW_TITLES = {"reconstructions": "test images and reconstructions", "prior_samples": "samples from N(0, I)",
               "latent": "latent means"}
@@ -74,8 +76,9 @@ def panel_pairs(pairs, extra_axes: list[str]) -> list:
 
 
 def ae_vae_panels(pairs, representative: dict[str, str], figures, extra_axes: list[str],
-                  folder: Path) -> list[Path]:
-    """Per dataset × arch: reconstructions, prior samples and latent map, AE left, VAE right."""
+                  folder: Path, frames: Frames | None = None) -> list[Path]:
+    """Per dataset × arch: reconstructions, prior samples and latent map, AE left, VAE right,
+    each followed by its strip through training when the runs logged `frames`."""
     paths = []
     for ae, vae in panel_pairs(pairs, extra_axes):
         if ae["cell"] not in representative and vae["cell"] not in representative:
@@ -84,6 +87,9 @@ def ae_vae_panels(pairs, representative: dict[str, str], figures, extra_axes: li
         name = "-".join([vae["dataset"], vae["arch"], *(f"{a}={vae[a]}" for a in extra_axes if pd.notna(vae.get(a)))])
         paths.append(grid_of_tiles(columns, list(ROW_TITLES), figures, group_label(vae, extra_axes),
                                    folder / f"panels-{slug(name)}.png"))
+        strip = through_training(columns, frames or {}, group_label(vae, extra_axes),
+                                 folder / f"frames-{slug(name)}.png")
+        paths += [strip] if strip else []
     return paths
 
 

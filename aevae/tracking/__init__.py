@@ -6,6 +6,8 @@ checks the sources).
 - `names`: every tag, experiment and metric name written on one side and read on another
   (light).
 - `workers`: which process runs a run, and whether it still lives (light).
+- `step_images`: the images a run logged per step (the frames), parsed from MLflow's artifact
+  names (light).
 - `records`: `RunRecord` and `ExperimentRecord`, what the store holds as plain data (light).
 - `runs`: `RunStore`, runs by id through a client bound to one tracking URI: paged search,
   create, tag, end with a reason, delete; runs come back as plain `RunRecord`s.

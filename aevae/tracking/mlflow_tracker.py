@@ -86,6 +86,9 @@ class MlflowTracker:
     def log_figure(self, figure, path):
         self.client.log_figure(self._current(), figure, path)
 
+    def log_image(self, image, key, step):
+        self.client.log_image(self._current(), image, key=key, step=step)
+
     def log_dict(self, data, path):
         self.client.log_dict(self._current(), data, path)
 

@@ -88,3 +88,11 @@ TRAIN_PREFIX = "train/"  # per epoch, on the training split
 VAL_PREFIX = "val/"  # per epoch, on the validation split
 TEST_PREFIX = "test/"  # once, at the end, on the test split
 TRAIN_SECONDS = "train_seconds"
+
+# --- Frames: per-epoch images on MLflow's image slider (aevae.training.frames) ---------
+# Image keys, each logged with the epoch as its step. The AE's prior frames use the VAE's
+# key, so MLflow's run comparison lines the two up; their caption says the AE has no prior.
+FRAME_RECONSTRUCTIONS = "frames/reconstructions"  # fixed test images over their reconstructions
+FRAME_PRIOR = "frames/prior_decodes"  # fixed N(0, I) draws, decoded
+FRAME_LATENT = "frames/latent"  # means of fixed test images, 2-d latents only
+FRAME_KEYS = (FRAME_RECONSTRUCTIONS, FRAME_PRIOR, FRAME_LATENT)

@@ -17,6 +17,7 @@ from mlflow.exceptions import MlflowException
 from aevae.errors import AevaeError
 from aevae.tracking.records import ExperimentRecord, RunRecord
 from aevae.tracking.runs import search
+from aevae.tracking.step_images import IMAGES_FOLDER, StepImage, by_key
 
 
 class StoreError(AevaeError):
@@ -60,6 +61,15 @@ class StoreReader:
     def metric_history(self, run_id: str, key: str) -> list[tuple[int, float]]:
         """(step, value) of every value of `key` the run logged; empty if it logged none."""
         return [(m.step, m.value) for m in self.client.get_metric_history(run_id, key)]
+
+    def step_images(self, run_id: str) -> dict[str, list[StepImage]]:
+        """The images the run logged with a key and a step (MLflow's image slider), by key,
+        sorted by step; empty for a run that logged none or cannot be listed."""
+        try:
+            listed = self.client.list_artifacts(run_id, IMAGES_FOLDER)
+        except (MlflowException, OSError):
+            return {}
+        return by_key([entry.path for entry in listed if not entry.is_dir])
 
     def download(self, run_id: str, artifact_path: str, folder: Path) -> Path | None:
         """The run's artifact file or folder, downloaded into `folder`; None if the run has

@@ -53,6 +53,11 @@ class Tracker(Protocol):
 
     def log_figure(self, figure: Any, path: str) -> None: ...
 
+    def log_image(self, image: Any, key: str, step: int) -> None:
+        """A `[H,W]` or `[H,W,3]` uint8 array as the image `key` at `step`: a frame of MLflow's
+        image slider, not a file artifact."""
+        ...
+
     def log_dict(self, data: dict, path: str) -> None: ...
 
     def log_model(self, model: Any) -> None: ...
@@ -71,7 +76,7 @@ class MemoryTracker:
     @contextlib.contextmanager
     def run(self, name, params, tags) -> Iterator[str]:
         record = {"name": name, "params": dict(params), "tags": dict(tags), "metrics": {},
-                  "artifacts": {}, "status": "RUNNING"}
+                  "artifacts": {}, "images": {}, "status": "RUNNING"}
         self.runs.append(record)
         try:
             yield f"memory-{len(self.runs)}"
@@ -90,6 +95,9 @@ class MemoryTracker:
 
     def log_figure(self, figure, path):
         self.current["artifacts"][path] = figure
+
+    def log_image(self, image, key, step):
+        self.current["images"].setdefault(key, []).append((step, image))
 
     def log_dict(self, data, path):
         self.current["artifacts"][path] = data

@@ -13,8 +13,8 @@ from tqdm.auto import tqdm
 
 from aevae.analysis import analyse
 from aevae.analysis.codes import encode
-from aevae.training import run_figures
-from aevae.config import TrainConfig, config_hash, resolve, to_dict
+from aevae.training import frames, run_figures
+from aevae.config import TrainConfig, config_hash, frame_epochs, resolve, to_dict
 from aevae.data import Splits
 from aevae.errors import ConfigError, TrainingFailed
 from aevae.training.evaluate import evaluate
@@ -70,6 +70,9 @@ def train(cfg: TrainConfig, data: Splits, tracker: Tracker, on_epoch: EpochHook 
     all_tags = {**run_tags(cfg), **environment_tags(device, bf16), **(tags or {})}
     name = run_name or f"{cfg.model}-{cfg.arch}-{cfg.dataset}-s{cfg.seed}"
     result = Result(run_id="", config=cfg)
+    # Frames are images, so a run that logs no files logs none either.
+    frame_at = set(frame_epochs(cfg.epochs, cfg.image_every)) if log_artifacts else set()
+    frame_inputs = frames.frame_inputs(cfg, splits, device) if frame_at else None
     started = time.perf_counter()
 
     with tracker.run(name, to_dict(cfg), all_tags) as run_id:
@@ -90,6 +93,8 @@ def train(cfg: TrainConfig, data: Splits, tracker: Tracker, on_epoch: EpochHook 
                     f"try a lower lr (now {cfg.lr}) or beta (now {cfg.beta})."
                 )
             tracker.log_metrics(row, step=epoch)
+            if epoch in frame_at:
+                frames.log_frames(model, frame_inputs, tracker, epoch, precision)
             result.history.append(row)
             if on_epoch is not None:
                 on_epoch(epoch, row)

@@ -16,6 +16,7 @@ A study set file (`studies/<set>.toml`) looks like:
 
     [fixed]                     # TrainConfig fields every study sets
     epochs = 10
+    image_every = 2             # trials log frames only when asked (TRIAL_DEFAULTS)
 
     [space]                     # TrainConfig fields every study searches
     lr = { low = 1e-4, high = 3e-3, log = true }
@@ -69,8 +70,13 @@ def _no_pruning(trials: int, epochs: int | None):
 PRUNERS = {"median": _median, "hyperband": _hyperband, "none": _no_pruning}
 
 # Fields that would change what the objective measures (the split, its units, the seed
-# that a lucky draw would be chosen for) or only where it runs.
-NOT_SEARCHED = ("seed", "val_size", "subset", "recon_loss", "pixel_tol", "binarize", "precision", "device")
+# that a lucky draw would be chosen for), or only where it runs or what it logs.
+NOT_SEARCHED = ("seed", "val_size", "subset", "recon_loss", "pixel_tol", "binarize", "precision", "device",
+                "image_every")
+# What a trial's config takes where a single run's would take the config default, unless the
+# set file fixes it: no frames (per-epoch images of the validation split), since a study's
+# dozens of short trials are read as numbers, not watched.
+TRIAL_DEFAULTS = {"image_every": 0}
 SET_KEYS = {"description", "trials", "pruner", "seed", "cells", "fixed", "space", "rule"}
 
 
@@ -141,7 +147,7 @@ def parse_param(name: str, spec: Any, where: str) -> Param:
         raise ConfigError(f"{where}: '{name}' is not a field to search; valid fields: {', '.join(valid)}.")
     if name in NOT_SEARCHED:
         raise ConfigError(f"{where}: '{name}' cannot be searched, since it changes what the objective "
-                          f"measures or where it runs; set it under [fixed].")
+                          f"measures, or only where it runs or what it logs; set it under [fixed].")
     if not isinstance(spec, dict) or set(spec) - {"low", "high", "log", "choices"}:
         raise ConfigError(f"{where}: space.{name} must be a table {{low, high, log}} or {{choices}}.")
     if "choices" in spec:
@@ -203,7 +209,7 @@ def _study(set_name: str, doc: dict, cell: dict[str, str], where: str) -> StudyS
         if name in raw_space:
             raise ConfigError(f"{where}: '{name}' is both fixed and searched; keep one.")
     space = tuple(parse_param(name, spec, where) for name, spec in raw_space.items())
-    base = validate(with_overrides(TrainConfig(), {**cell, **fixed}))
+    base = validate(with_overrides(TrainConfig(), {**TRIAL_DEFAULTS, **cell, **fixed}))
     key = "/".join(cell[a] for a in CELL_AXES)
     pruner = doc.get("pruner", "median")
     if pruner not in PRUNERS:
