@@ -6,6 +6,7 @@ checks the sources).
 - `names`: every tag, experiment and metric name written on one side and read on another
   (light).
 - `workers`: which process runs a run, and whether it still lives (light).
+- `heartbeat`: `Heartbeat`, a worker's beat for its run from a background thread.
 - `records`: `RunRecord` and `ExperimentRecord`, what the store holds as plain data (light).
 - `runs`: `RunStore`, runs by id through a client bound to one tracking URI: paged search,
   create, tag, end with a reason, delete; runs come back as plain `RunRecord`s.
@@ -16,7 +17,7 @@ This module imports no MLflow, so `from aevae.tracking import names` costs nothi
 """
 
 from aevae.tracking.tracker import (
-    MemoryTracker, Tracker, default_tracking_uri, end_status, failure_reason,
+    MemoryTracker, Tracker, absolute_uri, default_tracking_uri, end_status, failure_reason,
 )
 
-__all__ = ["MemoryTracker", "Tracker", "default_tracking_uri", "end_status", "failure_reason"]
+__all__ = ["MemoryTracker", "Tracker", "absolute_uri", "default_tracking_uri", "end_status", "failure_reason"]
