@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import os
 
-from aevae.executors.options import ExecutorOptions, starts_local_cluster
+from aevae.executors.options import ExecutorOptions, cluster_address, on_loopback
 
 __all__ = ["ExecutorOptions", "ray_door"]
 
 
 def ray_door(address: str | None):
-    """aevae.executors.ray_cluster, imported now. A cluster started for one command listens on
-    127.0.0.1 only: Ray resolves 127.0.0.1 to the machine's address unless it takes clusters
-    for disabled, which this variable says, and only for this process's own cluster (it must
-    be set before Ray is imported; a driver that joins a cluster must not set it, or the
-    cluster's other machines could not reach it)."""
-    if starts_local_cluster(address):
+    """aevae.executors.ray_cluster, imported now. A cluster on loopback (the one a command
+    starts for itself, or a head `make services` started on 127.0.0.1) is reached on
+    127.0.0.1 only if Ray takes multi-machine clusters for disabled: it otherwise resolves
+    127.0.0.1 to the machine's network address. The variable that says so must be set before
+    Ray is imported, and only then: a driver that joins a cluster of several machines must
+    listen where their workers can reach it."""
+    if on_loopback(cluster_address(address)):
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     from aevae.executors import ray_cluster
 

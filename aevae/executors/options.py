@@ -3,7 +3,9 @@ Ray cluster of its own. Light: imports no Ray."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,13 +38,41 @@ class ExecutorOptions:
         return self
 
 
-def starts_local_cluster(address: str | None) -> bool:
-    """Whether Ray will start a cluster for this command rather than join one: no address is
-    given, RAY_ADDRESS is unset, and `ray start` has recorded no cluster on this machine (in
-    Ray's temporary folder, where `ray.init(address='auto')` looks too)."""
-    if address is not None:
-        return address == LOCAL_CLUSTER
+def cluster_address(address: str | None) -> str | None:
+    """The address of the Ray cluster a command joins, or None when it starts its own: the
+    given address ('local': none), else RAY_ADDRESS, else the cluster `ray start` recorded on
+    this machine (in Ray's temporary folder, where `ray.init(address='auto')` looks too)."""
+    if address == LOCAL_CLUSTER:
+        return None
+    if address not in (None, "auto"):
+        return address
     if os.environ.get("RAY_ADDRESS"):
-        return False
+        return os.environ["RAY_ADDRESS"]
     temp = os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp"
-    return not (Path(temp) / "ray" / "ray_current_cluster").exists()
+    recorded = Path(temp) / "ray" / "ray_current_cluster"
+    if recorded.exists():
+        return recorded.read_text().strip() or "auto"
+    return "auto" if address == "auto" else None
+
+
+def starts_local_cluster(address: str | None) -> bool:
+    return cluster_address(address) is None
+
+
+def host_port(address: str) -> tuple[str, int] | None:
+    """('10.0.0.5', 6379) of '10.0.0.5:6379'; None for what is not host:port (auto, ray://)."""
+    host, _, port = address.rpartition(":")
+    return (host.strip("[]"), int(port)) if host and "/" not in address and port.isdigit() else None
+
+
+def on_loopback(address: str | None) -> bool:
+    """Whether the cluster listens on this machine's loopback (or is started here)."""
+    if address is None:
+        return True
+    found = host_port(address)
+    if found is None:
+        return False
+    try:
+        return ipaddress.ip_address(socket.gethostbyname(found[0])).is_loopback
+    except (OSError, ValueError):
+        return False

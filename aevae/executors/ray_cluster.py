@@ -18,6 +18,7 @@ CPU to the next task, and the node would train more cells at once than it has CP
 from __future__ import annotations
 
 import logging
+import socket
 from pathlib import Path
 from typing import Any, Callable
 
@@ -33,10 +34,11 @@ from aevae.bench.outcomes import Outcome
 from aevae.bench.runner import BenchContext, run_cell
 from aevae.config import TrainConfig
 from aevae.errors import AevaeError, ConfigError
-from aevae.executors.options import ExecutorOptions, starts_local_cluster
+from aevae.executors.options import LOCAL_CLUSTER, ExecutorOptions, cluster_address, host_port, starts_local_cluster
 from aevae.tracking.runs import RunStore
 
 MAX_RETRIES = 3  # attempts Ray makes again after a task's worker or node died (Ray's default)
+CONNECT_TIMEOUT_S = 5  # a cluster that does not answer this fast is not there
 CANCEL_WAIT_S = 60  # after Ctrl-C, how long cancelled tasks get to end their runs KILLED
 WORKER_DIED = ("WorkerDied: the Ray worker running this cell died (killed, out of memory, or its "
                "node was lost) and Ray's retries ran out; run the grid again to resume it.")
@@ -122,15 +124,21 @@ class RayCluster:
         self.decoded: dict[tuple[str, str], ray.ObjectRef] = {}
 
     def _connect(self) -> None:
-        address = "local" if self.started else (self.options.ray_address or "auto")
+        address = cluster_address(self.options.ray_address) or LOCAL_CLUSTER
+        reachable = host_port(address)
+        hint = ("start one with `ray start --head` (make services), or pass --ray-address local for a "
+                "cluster of this machine only")
+        if reachable is not None:  # Ray itself would retry for minutes
+            try:
+                socket.create_connection(reachable, timeout=CONNECT_TIMEOUT_S).close()
+            except OSError as exc:
+                raise ClusterError(f"no Ray cluster answers at {address} ({exc.strerror or exc}); {hint}.") from None
         try:
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
                      include_dashboard=False if self.started else None)
         except ConnectionError as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ClusterError(f"no Ray cluster answers at '{address}' ({reason}); start one with "
-                               f"`ray start --head` (make services), or pass --ray-address local "
-                               f"for a cluster of this machine only.") from None
+            raise ClusterError(f"no Ray cluster answers at '{address}' ({reason}); {hint}.") from None
 
     def _cell_nodes(self) -> list[dict]:
         return [n for n in self.nodes if n["Resources"].get("CPU", 0) >= self.cpus_per_cell
