@@ -14,9 +14,10 @@ BENCH_ARGS ?=
 A ?=
 B ?=
 COMPARE_ARGS ?=
+SERVICES_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow train bench smoke compare ui tune tune-pruners dashboard overhead clean
+.PHONY: help install test test-slow train bench smoke compare ui tune tune-pruners dashboard overhead services services-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -68,6 +69,12 @@ tune-pruners: install ## STUDY under median, Hyperband and no pruning (separate 
 dashboard: install ## optuna-dashboard on the study storage (http://127.0.0.1:$(DASHBOARD_PORT))
 	@test -f $(STUDY_STORAGE) || { echo "no studies in $(STUDY_STORAGE) yet: run make tune first"; exit 2; }
 	$(BIN)/optuna-dashboard $(STUDY_STORAGE) --port $(DASHBOARD_PORT)
+
+services: install ## PostgreSQL, an MLflow server on it and a Ray head, under .services/; prints the env lines (idempotent)
+	$(BIN)/python -m aevae.services up $(SERVICES_ARGS)
+
+services-down: install ## stop what make services started; their data stays in .services/
+	$(BIN)/python -m aevae.services down $(SERVICES_ARGS)
 
 clean: ## remove the virtual environment and caches (keeps mlruns/ and studies/)
 	rm -rf $(VENV) .pytest_cache

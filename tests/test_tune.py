@@ -121,7 +121,8 @@ def test_resume_fails_the_dead_process_trial_retries_its_point_and_completes(dat
 
     trials = optuna.load_study(study_name=tiny.name, storage=open_storage(storage)).trials
     assert trials[0].state == TrialState.FAIL and "died" in trials[0].user_attrs["abandoned"]
-    assert trials[1].user_attrs["retry_of"] == 0 and trials[1].user_attrs["default_config"]
+    assert trials[1].system_attrs["failed_trial"] == 0 and trials[1].user_attrs["default_config"]  # Optuna's retry
+    assert "abandoned" not in trials[1].user_attrs and trials[1].user_attrs["pid"] != dead.pid
     assert trials[1].params == trials[0].params and trials[1].state == TrialState.COMPLETE
     assert summary.retried == [0] and summary.complete + summary.pruned == 2
     assert summary.default_number == 1

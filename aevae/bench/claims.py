@@ -27,23 +27,33 @@ withdrawn, so at most one wins; both may withdraw, and the random back-off lets 
 win the next round. This trusts no clock, only a store where a write is seen by every read
 that starts after it (SQLite, or a tracking server on a database).
 
-A RUNNING run whose worker is a process of this host that no longer exists (kill -9, a
-crash, a restart) is closed KILLED with its reason, at the start and end of every bench and
-whenever a claim runs into it. Runs of workers on other hosts are left to those hosts;
-several machines will need a heartbeat here (the run's latest metric timestamp would do).
+A RUNNING run whose worker died is closed KILLED with its reason, at the start and end of
+every bench and whenever a claim runs into it, and its cell trains again. Dead is decided:
+- for a worker of this host, by its process (kill -9, a crash, a restart): at once;
+- for the run of an executor task that is being retried (Ray retries a task only when the
+  worker or node running it died): the retry's claim closes its earlier attempt's run, at once;
+- for a worker on another host, by its heartbeat: the worker beats (the run's `heartbeat`
+  tag, its clock in seconds, set every `grace / 6` s by aevae.tracking.heartbeat while the
+  cell trains), and a beat older than the grace period (`--heartbeat-grace`, 180 s by
+  default) means the worker or its machine died. Runs without a beat (older versions) are
+  judged by their process only.
+The heartbeat assumes that the clocks of the hosts sharing a store agree to well within the
+grace period (NTP keeps them within milliseconds): a beat is written with the worker's clock
+and aged with the judge's, so a judge whose clock runs S seconds ahead closes a silent worker
+S seconds early. With the default grace of 180 s and beats every 30 s, clocks up to a minute
+apart never close a live worker. Workers sharing a store should use the same grace.
 """
 
 from __future__ import annotations
 
 import random
-import socket
 import time
 from dataclasses import dataclass
 
 from aevae.tracking import names
 from aevae.tracking.records import RunRecord
 from aevae.tracking.runs import RunStore
-from aevae.tracking.workers import worker_gone, worker_tags
+from aevae.tracking.workers import DEFAULT_GRACE_S, beat_age, beat_tags, on_this_host, worker_gone, worker_tags
 
 LOOKS = 40  # rounds of step 1 before a cell whose claims never settle is reported busy
 BACKOFF_S = (0.05, 0.5)
@@ -58,20 +68,48 @@ class Claim:
     run: RunRecord | None
 
 
-def close_dead(store: RunStore, run: RunRecord) -> None:
-    worker = run.tags.get(names.WORKER)
-    store.end(run.run_id, "KILLED", f"WorkerDied: worker {worker} ended without closing this run "
-                                    f"(killed, or the machine restarted).")
+def dead_reason(run: RunRecord, grace_s: float = DEFAULT_GRACE_S, task: str | None = None) -> str | None:
+    """Why the RUNNING run's worker is dead, by the rules in the module docstring; None
+    while it may live. `task`: the executor's id of the asking cell's task."""
+    worker = run.tags.get(names.WORKER, "?")
+    if task is not None and run.tags.get(names.WORKER_TASK) == task:
+        return (f"WorkerDied: worker {worker} died during this cell (its node or process was lost) "
+                f"and its task was retried.")
+    if on_this_host(run.tags):
+        if worker_gone(run.tags):
+            return f"WorkerDied: worker {worker} ended without closing this run (killed, or the machine restarted)."
+        return None
+    age = beat_age(run.tags)
+    if age is not None and age > grace_s:
+        return (f"WorkerDied: worker {worker} has not beaten for {age:.0f} s (grace {grace_s:.0f} s): "
+                f"it was killed, or its machine died or lost the network.")
+    return None
 
 
-def reap(store: RunStore, experiment_id: str) -> list[RunRecord]:
-    """Close every RUNNING run of this host's dead workers; return them."""
-    running = store.find(experiment_id, status="RUNNING",
-                         tag_prefixes={names.WORKER: f"{socket.gethostname()}:"})
-    dead = [run for run in running if worker_gone(run.tags)]
-    for run in dead:
-        close_dead(store, run)
+def close_dead(store: RunStore, run: RunRecord, reason: str) -> None:
+    store.end(run.run_id, "KILLED", reason, if_running=True)
+
+
+def reap(store: RunStore, experiment_id: str, grace_s: float = DEFAULT_GRACE_S) -> list[RunRecord]:
+    """Close every RUNNING run of the experiment whose worker is dead; return them."""
+    dead = []
+    for run in store.find(experiment_id, status="RUNNING"):
+        reason = dead_reason(run, grace_s)
+        if reason is not None:
+            close_dead(store, run, reason)
+            dead.append(run)
     return dead
+
+
+def close_task_runs(store: RunStore, experiment_id: str, tasks: set[str]) -> list[RunRecord]:
+    """Close the runs still RUNNING of executor tasks that have all ended (a task whose every
+    attempt died leaves its last run so); return them."""
+    left = [run for run in store.find(experiment_id, status="RUNNING")
+            if run.tags.get(names.WORKER_TASK) in tasks]
+    for run in left:
+        close_dead(store, run, f"WorkerDied: worker {run.tags.get(names.WORKER, '?')} died during this "
+                               f"cell and the executor gave up retrying it; run the grid again to resume it.")
+    return left
 
 
 def version_runs(store: RunStore, experiment_id: str, grid: str, version: str, *,
@@ -93,14 +131,15 @@ def finished_runs(store: RunStore, experiment_id: str, grid: str, version: str,
 
 
 def live_runs(store: RunStore, experiment_id: str, grid: str, config_hash: str, version: str,
-              since_ms: int = 0) -> list[RunRecord]:
+              since_ms: int = 0, grace_s: float = DEFAULT_GRACE_S, task: str | None = None) -> list[RunRecord]:
     """The cell's runs that count: RUNNING ones of live workers (dead ones are closed on
     the way) and FINISHED ones started at or after `since_ms`."""
     runs = version_runs(store, experiment_id, grid, version, config_hash=config_hash)
     live = []
     for run in runs:
-        if run.status == "RUNNING" and worker_gone(run.tags):
-            close_dead(store, run)
+        reason = dead_reason(run, grace_s, task) if run.status == "RUNNING" else None
+        if reason is not None:
+            close_dead(store, run, reason)
         elif run.status == "RUNNING":
             live.append(run)
         elif run.status == "FINISHED" and run.start_time >= since_ms:
@@ -109,20 +148,23 @@ def live_runs(store: RunStore, experiment_id: str, grid: str, config_hash: str, 
 
 
 def claim(store: RunStore, experiment_id: str, grid: str, config_hash: str, run_name: str,
-          tags: dict[str, str], since_ms: int = 0) -> Claim:
+          tags: dict[str, str], since_ms: int = 0, *, grace_s: float = DEFAULT_GRACE_S,
+          task: str | None = None) -> Claim:
     """Claim one cell by the protocol in the module docstring; the cell's version is the
-    label in `tags` (none: the unlabelled version)."""
+    label in `tags` (none: the unlabelled version). `task`: the executor's id of this cell's
+    task, the same on every retry; a claim tagged with it died with an earlier attempt."""
     version = tags.get(names.VERSION_LABEL, "")
     others: list[RunRecord] = []
+    ours = {**tags, **worker_tags(), **({names.WORKER_TASK: task} if task else {})}
     for _ in range(LOOKS):
-        others = live_runs(store, experiment_id, grid, config_hash, version, since_ms)
+        others = live_runs(store, experiment_id, grid, config_hash, version, since_ms, grace_s, task)
         settled = _settled(others)
         if settled is not None:
             return settled
         if not others:
-            mine = store.create(experiment_id, run_name,
-                                {**tags, **worker_tags(), names.CLAIM: names.CLAIM_PENDING})
-            rivals = [r for r in live_runs(store, experiment_id, grid, config_hash, version, since_ms)
+            mine = store.create(experiment_id, run_name, {**ours, **beat_tags(), names.CLAIM: names.CLAIM_PENDING})
+            # without `task`: our own run carries it, and is no earlier attempt
+            rivals = [r for r in live_runs(store, experiment_id, grid, config_hash, version, since_ms, grace_s)
                       if r.run_id != mine.run_id]
             if not rivals:
                 store.set_tags(mine.run_id, {names.CLAIM: names.CLAIM_WON})

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 import time
 from pathlib import Path
 
@@ -25,8 +26,11 @@ from aevae.errors import ConfigError
 from aevae.bench.grid import Cell, Grid, expand, load_grid, select
 from aevae.bench.outcomes import Outcome, GridSummary
 from aevae.bench.runner import BenchContext, run_pool, run_serial, threads_per_worker
-from aevae.tracking import names
+from aevae.data import data_root
+from aevae.executors import ExecutorOptions, ray_door
+from aevae.tracking import absolute_uri, names
 from aevae.tracking.runs import EXPERIMENT_TAG_CHARS, RunStore
+from aevae.tracking.workers import DEFAULT_GRACE_S
 
 
 class Progress:
@@ -81,14 +85,19 @@ def run_grid(ref: str = DEFAULT_GRID, *, only: list[str] = (), force: bool = Fal
              tuned: bool = False, storage: str | None = None, data_dir: str | None = None,
              tracking_uri: str | None = None, log_artifacts: bool = True,
              results_dir: str = RESULTS_DIR, label: str | None = None,
-             seeds: tuple[int, ...] | None = None) -> GridSummary:
+             seeds: tuple[int, ...] | None = None, executor: ExecutorOptions = ExecutorOptions(),
+             grace_s: float = DEFAULT_GRACE_S) -> GridSummary:
     """Run the grid's cells (those matching `only`, at `seeds` instead of the file's when
     given) as version `label` (default: versions.default_label()), skipping the version's
     finished ones unless `force`; print a line per cell and the summary; write the summary
-    CSV; return the summary."""
+    CSV; return the summary. Cells run in this process, in `workers` local processes, or as
+    tasks on a Ray cluster."""
     started = time.perf_counter()
     if workers < 1:
         raise ConfigError("--workers must be at least 1.")
+    if workers > 1 and executor.executor == "ray":
+        raise ConfigError("--workers N sets the local processes; on Ray the cluster's CPUs and GPUs decide how "
+                          "many cells run at once (see --cpus-per-cell, --gpus-per-cell).")
     version = versions.check_label(versions.default_label() if label is None else label)
     grid = load_grid(ref)
     if seeds is not None:
@@ -97,19 +106,37 @@ def run_grid(ref: str = DEFAULT_GRID, *, only: list[str] = (), force: bool = Fal
     cells = expand(grid, tuned_lookup(storage, untuned) if tuned else None)
     selected = select(cells, list(only))
     store = RunStore(tracking_uri)
-    ctx = open_experiment(store, grid, cells, data_dir, log_artifacts, force, version)
-    finished = {} if force else claims.finished_runs(store, ctx.experiment_id, grid.name, version)
+    cluster = ray_door(executor.ray_address).RayCluster(executor) if executor.executor == "ray" else None
+    try:
+        if cluster is not None:
+            cluster.require_shared("MLflow store", store.tracking_uri)
+            # every node reads the same absolute paths, whatever its working folder
+            store = RunStore(absolute_uri(store.tracking_uri))
+            data_dir = os.path.abspath(data_root(data_dir))
+        ctx = open_experiment(store, grid, cells, data_dir, log_artifacts, force, version, grace_s)
+        return _run(grid, cells, selected, ctx, store, workers, cluster, untuned, started, results_dir, force)
+    finally:
+        if cluster is not None:
+            cluster.shutdown()
+
+
+def _run(grid: Grid, cells: list[Cell], selected: list[Cell], ctx: BenchContext, store: RunStore, workers: int,
+         cluster, untuned: list[str], started: float, results_dir: str, force: bool) -> GridSummary:
+    finished = {} if force else claims.finished_runs(store, ctx.experiment_id, grid.name, ctx.version)
     skipped = [Outcome.from_run(c, "skipped", finished[c.config_hash])
                for c in selected if c.config_hash in finished]
     todo = [c for c in selected if c.config_hash not in finished]
-    print(f"grid {grid.name}, version {version or '(unlabelled)'}: {len(selected)} of {len(cells)} cells "
+    print(f"grid {grid.name}, version {ctx.version or '(unlabelled)'}: {len(selected)} of {len(cells)} cells "
           f"selected, {len(skipped)} finished earlier, {len(todo)} to run; MLflow experiment "
           f"'{ctx.experiment}' at {store.tracking_uri}")
     for name in untuned:
         print(f"no tuned study for {name}: its cells use the grid's settings")
     progress = Progress(len(selected), len(skipped), grid.name)
     try:
-        if workers == 1 or len(todo) <= 1:
+        if cluster is not None and todo:
+            progress.bar.write(cluster.describe())
+            cluster.run_cells(todo, ctx, progress)
+        elif workers == 1 or len(todo) <= 1:
             run_serial(todo, ctx, progress)
         else:
             workers = min(workers, len(todo))
@@ -120,7 +147,7 @@ def run_grid(ref: str = DEFAULT_GRID, *, only: list[str] = (), force: bool = Fal
         write_summary(grid, selected, skipped + progress.outcomes, started, results_dir)
         raise
     progress.bar.close()
-    claims.reap(store, ctx.experiment_id)  # a worker process that died mid-cell
+    claims.reap(store, ctx.experiment_id, ctx.grace_s)  # a worker process that died mid-cell
     return write_summary(grid, selected, skipped + progress.outcomes, started, results_dir)
 
 
@@ -131,19 +158,20 @@ def check_seeds(seeds: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def open_experiment(store: RunStore, grid: Grid, cells: list[Cell], data_dir: str | None,
-                    log_artifacts: bool, force: bool, version: str = "") -> BenchContext:
+                    log_artifacts: bool, force: bool, version: str = "",
+                    grace_s: float = DEFAULT_GRACE_S) -> BenchContext:
     """The grid's experiment, described, with the runs of dead workers closed."""
     experiment = names.bench_experiment(grid.name)
     experiment_id = store.experiment(experiment)
     describe(store, experiment_id, grid, cells, version)
-    closed = claims.reap(store, experiment_id)
+    closed = claims.reap(store, experiment_id, grace_s)
     if closed:
         print(f"closed {len(closed)} run(s) left RUNNING by dead workers: "
               + ", ".join(r.name for r in closed))
     # with --force, only runs finished from now on count as done
     since_ms = int(time.time() * 1000) if force else 0
     return BenchContext(experiment, experiment_id, store.tracking_uri, data_dir, log_artifacts, since_ms,
-                        version)
+                        version, grace_s)
 
 
 def write_summary(grid: Grid, selected: list[Cell], outcomes: list[Outcome], started: float,

@@ -19,16 +19,18 @@ from typing import Callable
 
 import torch
 
-from aevae import data
 from aevae.bench import claims
-from aevae.config import TrainConfig, to_dict
+from aevae.config import to_dict
+from aevae.data.cache import DataCache
 from aevae.errors import AevaeError
 from aevae.bench.grid import Cell
 from aevae.bench.outcomes import Outcome
 from aevae.training.runtime import git_state
 from aevae.tracking import end_status, failure_reason, names
+from aevae.tracking.heartbeat import Heartbeat
 from aevae.tracking.mlflow_tracker import MlflowTracker
 from aevae.tracking.runs import RunStore
+from aevae.tracking.workers import DEFAULT_GRACE_S, beat_interval
 from aevae.training.loop import run_tags, train
 
 EXPECTED_FAILURES = (AevaeError, MemoryError, torch.OutOfMemoryError)  # one line, no traceback
@@ -46,26 +48,7 @@ class BenchContext:
     log_artifacts: bool
     since_ms: int  # FINISHED runs started before this do not count as done (--force)
     version: str = ""  # the label of the grid's version these runs belong to (bench/versions.py)
-
-
-class DataCache:
-    """Each dataset read once per process and reused by every cell that uses it; a dataset
-    that cannot be had fails its later cells at once, with the same reason."""
-
-    def __init__(self):
-        self._loaded: dict[tuple, data.Splits | AevaeError] = {}
-
-    def get(self, cfg: TrainConfig, data_dir: str | None) -> data.Splits:
-        key = (cfg.dataset, data.data_root(data_dir), cfg.val_size, cfg.subset)
-        if key not in self._loaded:
-            try:
-                self._loaded[key] = data.load(cfg.dataset, data_dir, cfg.val_size, cfg.subset)
-            except AevaeError as exc:
-                self._loaded[key] = exc
-        found = self._loaded[key]
-        if isinstance(found, AevaeError):
-            raise type(found)(*found.args)
-        return found
+    grace_s: float = DEFAULT_GRACE_S  # a claim whose worker has not beaten for this long is dead
 
 
 def bench_tags(cell: Cell, version: str = "") -> dict[str, str]:
@@ -77,15 +60,17 @@ def bench_tags(cell: Cell, version: str = "") -> dict[str, str]:
     return {**tags, names.TUNED_FROM: cell.tuned_from} if cell.tuned_from else tags
 
 
-def run_cell(cell: Cell, ctx: BenchContext, cache: DataCache) -> Outcome:
-    """Claim one cell and train it into the claimed run; never raises for a failed cell."""
+def run_cell(cell: Cell, ctx: BenchContext, cache: DataCache, task: str | None = None) -> Outcome:
+    """Claim one cell and train it into the claimed run, beating for the run meanwhile;
+    never raises for a failed cell. `task`: the executor's id of this cell's task, the same
+    on every retry (see aevae.bench.claims)."""
     store = RunStore(ctx.tracking_uri)
     commit, dirty = git_state()
     # torch_threads: timings of cells run by N workers read differently from serial ones
     tags = {**run_tags(cell.config), **bench_tags(cell, ctx.version), names.GIT_COMMIT: commit,
             names.GIT_DIRTY: str(dirty).lower(), names.TORCH_THREADS: str(torch.get_num_threads())}
     got = claims.claim(store, ctx.experiment_id, cell.grid, cell.config_hash, cell.run_name, tags,
-                       ctx.since_ms)
+                       ctx.since_ms, grace_s=ctx.grace_s, task=task)
     if got.status == "finished":
         return Outcome.from_run(cell, "skipped", got.run)
     if got.status == "busy" and got.run is None:
@@ -95,12 +80,13 @@ def run_cell(cell: Cell, ctx: BenchContext, cache: DataCache) -> Outcome:
         return Outcome(cell, "busy", reason=f"claimed by worker {worker}, which is still running it")
     run_id = got.run.run_id
     try:
-        # params first, so a cell that fails before training still shows its whole config
-        store.log_params(run_id, to_dict(cell.config))
-        splits = cache.get(cell.config, ctx.data_dir)
-        tracker = MlflowTracker(ctx.tracking_uri, ctx.experiment, run_id=run_id)  # the claimed run
-        train(cell.config, splits, tracker, tags=bench_tags(cell, ctx.version), run_name=cell.run_name,
-              log_artifacts=ctx.log_artifacts)
+        with Heartbeat(ctx.tracking_uri, run_id, beat_interval(ctx.grace_s)):
+            # params first, so a cell that fails before training still shows its whole config
+            store.log_params(run_id, to_dict(cell.config))
+            splits = cache.get(cell.config, ctx.data_dir)
+            tracker = MlflowTracker(ctx.tracking_uri, ctx.experiment, run_id=run_id)  # the claimed run
+            train(cell.config, splits, tracker, tags=bench_tags(cell, ctx.version), run_name=cell.run_name,
+                  log_artifacts=ctx.log_artifacts)
     except BaseException as exc:
         # training ends its run itself; a failure before it started leaves the run to end here
         store.end(run_id, end_status(exc), failure_reason(exc), if_running=True)

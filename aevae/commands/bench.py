@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from aevae.bench.defaults import DEFAULT_GRID, RESULTS_DIR
-from aevae.commands.options import add_store_options
+from aevae.commands.options import add_executor_options, add_store_options, executor_from_args
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +28,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="run these seeds instead of the grid file's (e.g. 0,1,2: a comparison "
                              "needs two or more seeds per cell)")
     parser.add_argument("--workers", type=int, default=1, metavar="N",
-                        help="train N cells at once in N processes sharing the cores (default: 1)")
+                        help="train N cells at once in N processes sharing the cores (default: 1; with "
+                             "--executor ray the cluster's free CPUs and GPUs decide)")
     parser.add_argument("--tuned", action="store_true",
                         help="use the best parameters of each cell's Optuna study (aevae tune)")
     parser.add_argument("--storage", default=None,
@@ -40,6 +41,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="where the summary table goes, as <dir>/<grid>/summary.csv "
                              f"(default: {RESULTS_DIR})")
     add_store_options(parser)
+    add_executor_options(parser, "cell")
 
 
 def seed_list(text: str) -> tuple[int, ...]:
@@ -52,8 +54,10 @@ def seed_list(text: str) -> tuple[int, ...]:
 def run(args: argparse.Namespace) -> int:
     from aevae.bench.run import run_grid
 
+    executor, grace_s = executor_from_args(args)
     summary = run_grid(args.grid, only=args.only, force=args.force, workers=args.workers,
                        tuned=args.tuned, storage=args.storage, data_dir=args.data_dir,
                        tracking_uri=args.tracking_uri, log_artifacts=not args.no_artifacts,
-                       results_dir=args.results_dir, label=args.label, seeds=args.seeds)
+                       results_dir=args.results_dir, label=args.label, seeds=args.seeds,
+                       executor=executor, grace_s=grace_s)
     return summary.exit_status

@@ -32,3 +32,39 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
                         help="dataset root in torchvision's layout (default: $AEVAE_DATA_DIR, else ./data)")
     parser.add_argument("--tracking-uri", default=None,
                         help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI})")
+
+
+def add_executor_options(parser: argparse.ArgumentParser, unit: str) -> None:
+    """Where the work runs (`unit`: what one task runs, e.g. 'cell'), and how long a silent
+    worker on another host is given before it is taken for dead."""
+    from aevae.executors.options import EXECUTORS
+    from aevae.tracking.workers import BEATS_PER_GRACE, DEFAULT_GRACE_S
+
+    group = parser.add_argument_group("executor (README: Many machines)")
+    group.add_argument("--executor", choices=EXECUTORS, default="local",
+                       help="local: processes of this machine (default); ray: tasks on a Ray cluster")
+    group.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                       help="Ray cluster to use, e.g. 10.0.0.5:6379 or auto; 'local' starts one on this "
+                            "machine for the command (default: $RAY_ADDRESS, else the cluster `ray start` "
+                            "runs here, else 'local')")
+    group.add_argument("--cpus-per-cell", type=float, default=1.0, metavar="N",
+                       help=f"CPUs each {unit}'s Ray task asks for, and its torch threads (default: 1)")
+    group.add_argument("--gpus-per-cell", type=float, default=None, metavar="N",
+                       help=f"GPUs each {unit}'s Ray task asks for (default: 1 where the cluster has GPUs, "
+                            f"else 0)")
+    group.add_argument("--heartbeat-grace", type=float, default=DEFAULT_GRACE_S, metavar="S",
+                       help=f"a worker on another host whose heartbeat is older than S seconds is taken for "
+                            f"dead, its run ended KILLED and its work done again; workers beat every "
+                            f"S/{BEATS_PER_GRACE} s; give every worker the same S (default: {DEFAULT_GRACE_S})")
+
+
+def executor_from_args(args: argparse.Namespace):
+    """The checked ExecutorOptions and the heartbeat grace the options describe."""
+    from aevae.errors import ConfigError
+    from aevae.executors.options import ExecutorOptions
+    from aevae.tracking.workers import BEATS_PER_GRACE
+
+    if args.heartbeat_grace < BEATS_PER_GRACE:
+        raise ConfigError(f"--heartbeat-grace must be at least {BEATS_PER_GRACE} seconds (one beat a second).")
+    options = ExecutorOptions(args.executor, args.ray_address, args.cpus_per_cell, args.gpus_per_cell)
+    return options.check(), args.heartbeat_grace

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 
-from aevae.commands.options import add_store_options
+from aevae.commands.options import add_executor_options, add_store_options, executor_from_args
 from aevae.errors import ConfigError
 from aevae.tune.defaults import DEFAULT_STORAGE, DEFAULT_STUDIES_DIR, PRUNER_NAMES
 
@@ -29,7 +29,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "each of several parallel workers its own)")
     parser.add_argument("--studies-dir", default=DEFAULT_STUDIES_DIR,
                         help=f"folder of study files (default: {DEFAULT_STUDIES_DIR})")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="with --executor ray, N Ray tasks optimize the study side by side, each with "
+                             "its own sampler seed (default: 1)")
     add_store_options(parser)
+    add_executor_options(parser, "worker")
 
 
 def _interrupt(signum, frame):
@@ -44,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.trials is not None and args.trials < 1:
         raise ConfigError("--trials must be at least 1.")
+    executor, grace_s = executor_from_args(args)
     spec = find_study(args.study, args.studies_dir)
     # `kill` ends the process the way Ctrl-C does: the running trial is failed and its MLflow
     # run ends KILLED, instead of both staying RUNNING.
@@ -51,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         summary = run_study(spec, storage=args.storage, tracking_uri=args.tracking_uri,
                             data_dir=args.data_dir, trials=args.trials, timeout=args.timeout,
-                            pruner=args.pruner, seed=args.seed)
+                            pruner=args.pruner, seed=args.seed, workers=args.workers, executor=executor,
+                            grace_s=grace_s)
     finally:
         signal.signal(signal.SIGTERM, previous)
     print("\n".join(summary.lines()))

@@ -63,26 +63,42 @@ class Splits:
 
 
 def _image_set(images: np.ndarray, labels: np.ndarray) -> ImageSet:
-    return ImageSet(torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels.astype(np.int64)))
+    # a read-only array (one shared by every process of a node) is copied: torch writes in place
+    images = np.ascontiguousarray(images) if images.flags.writeable else np.array(images)
+    return ImageSet(torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64)))
 
 
-def load(name: str, data_dir: str | None = None, val_size: int = 5000, subset: int = 0) -> Splits:
-    """Read (downloading if needed) a dataset and split it; `subset` caps every split."""
+Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # train images, labels, test images, labels
+
+
+def read(name: str, data_dir: str | None = None) -> Arrays:
+    """The dataset's decoded files (downloading them if needed), before any split: the slow
+    part of `load`, which an executor may do once per machine and share."""
     if name not in DATASETS:
         raise unknown_name("dataset", name, DATASETS)
     spec = DATASETS[name]
-    train_x, train_y, test_x, test_y = spec.read(spec, data_root(data_dir))
+    return spec.read(spec, data_root(data_dir))
+
+
+def split(name: str, arrays: Arrays, val_size: int = 5000, subset: int = 0) -> Splits:
+    """The splits of a dataset's decoded files; `subset` caps every split."""
+    train_x, train_y, test_x, test_y = arrays
     if val_size >= len(train_x):
         raise ConfigError(f"val_size {val_size} leaves no training images out of {len(train_x)}.")
     order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(SPLIT_SEED)).numpy()
     val_idx, train_idx = order[:val_size], order[val_size:]
     cap = slice(None, subset or None)
     return Splits(
-        spec,
+        DATASETS[name],
         train=_image_set(train_x[train_idx][cap], train_y[train_idx][cap]),
         val=_image_set(train_x[val_idx][cap], train_y[val_idx][cap]),
         test=_image_set(test_x[cap], test_y[cap]),
     )
 
 
-__all__ = ["DATASETS", "DatasetSpec", "ImageSet", "Splits", "data_root", "load"]
+def load(name: str, data_dir: str | None = None, val_size: int = 5000, subset: int = 0) -> Splits:
+    """Read (downloading if needed) a dataset and split it; `subset` caps every split."""
+    return split(name, read(name, data_dir), val_size, subset)
+
+
+__all__ = ["DATASETS", "Arrays", "DatasetSpec", "ImageSet", "Splits", "data_root", "load", "read", "split"]

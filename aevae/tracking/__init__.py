@@ -8,6 +8,7 @@ checks the sources).
 - `workers`: which process runs a run, and whether it still lives (light).
 - `step_images`: the images a run logged per step (the frames), parsed from MLflow's artifact
   names (light).
+- `heartbeat`: `Heartbeat`, a worker's beat for its run from a background thread.
 - `records`: `RunRecord` and `ExperimentRecord`, what the store holds as plain data (light).
 - `runs`: `RunStore`, runs by id through a client bound to one tracking URI: paged search,
   create, tag, end with a reason, delete; runs come back as plain `RunRecord`s.
@@ -18,7 +19,9 @@ This module imports no MLflow, so `from aevae.tracking import names` costs nothi
 """
 
 from aevae.tracking.tracker import (
-    DEFAULT_TRACKING_URI, MemoryTracker, Tracker, default_tracking_uri, end_status, failure_reason,
+    DEFAULT_TRACKING_URI, MemoryTracker, Tracker, absolute_uri, default_tracking_uri, end_status,
+    failure_reason,
 )
 
-__all__ = ["DEFAULT_TRACKING_URI", "MemoryTracker", "Tracker", "default_tracking_uri", "end_status", "failure_reason"]
+__all__ = ["DEFAULT_TRACKING_URI", "MemoryTracker", "Tracker", "absolute_uri", "default_tracking_uri",
+           "end_status", "failure_reason"]

@@ -60,6 +60,8 @@ CLAIM_PENDING = "pending"
 CLAIM_WON = "won"
 WORKER = "worker"  # <host>:<pid> of the process running the run
 WORKER_STARTED = "worker_started"  # that process's start time, seconds: tells a reused pid apart
+WORKER_TASK = "worker_task"  # the executor's id of the cell's task, the same on every retry (Ray's)
+HEARTBEAT = "heartbeat"  # the worker's clock at its latest beat, seconds since the epoch
 SUPERSEDED_BY = "superseded_by"  # on a finished run a forced re-run replaced
 
 # --- Provenance ------------------------------------------------------------------------

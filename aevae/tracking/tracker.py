@@ -24,6 +24,14 @@ def default_tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
+def absolute_uri(tracking_uri: str) -> str:
+    """The URI with a relative SQLite path made absolute (for processes in other folders)."""
+    prefix = "sqlite:///"
+    if tracking_uri.startswith(prefix) and not tracking_uri.startswith(prefix + "/"):
+        return prefix + os.path.abspath(tracking_uri.removeprefix(prefix))
+    return tracking_uri
+
+
 def failure_reason(exc: BaseException) -> str:
     """One line for the run's `failure_reason` tag."""
     if isinstance(exc, KeyboardInterrupt):

@@ -3,7 +3,9 @@
 A run left RUNNING (a grid cell, an Optuna trial) names its process as `<host>:<pid>` and
 the process's start time. A process of this host that no longer exists, or whose pid now
 belongs to a process started at another time (pids are reused), will never end that run, so
-the bench and the tuner end it for it. Processes on other hosts are never judged here.
+the bench and the tuner end it for it. A process on another host cannot be looked at; it
+beats instead (aevae.tracking.heartbeat sets the run's `heartbeat` tag every
+`grace / BEATS_PER_GRACE` seconds), and a beat older than the grace period says it died.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ from __future__ import annotations
 import math
 import os
 import socket
+import time
 
 import psutil
 
 from aevae.tracking import names
 
 SAME_START_S = 1.0  # start times are read to a few ms; a reused pid starts seconds apart or more
+DEFAULT_GRACE_S = 180  # a worker on another host silent this long is taken for dead
+BEATS_PER_GRACE = 6  # beats per grace period: a few lost beats never look like a death
 
 
 def this_worker() -> str:
@@ -58,3 +63,28 @@ def worker_gone(tags: dict[str, str]) -> bool:
     if not pid.isdigit():
         return False
     return process_gone(host, pid, tags.get(names.WORKER_STARTED))
+
+
+def on_this_host(tags: dict[str, str]) -> bool:
+    """Whether the run's worker is a process of this host (its pid can be looked at)."""
+    return tags.get(names.WORKER, "").rpartition(":")[0] == socket.gethostname()
+
+
+def beat_interval(grace_s: float) -> float:
+    """Seconds between two beats of a worker judged with `grace_s`."""
+    return grace_s / BEATS_PER_GRACE
+
+
+def beat_tags(now: float | None = None) -> dict[str, str]:
+    """The tag of one beat: this host's clock, seconds since the epoch."""
+    return {names.HEARTBEAT: f"{time.time() if now is None else now:.3f}"}
+
+
+def beat_age(tags: dict[str, str], now: float | None = None) -> float | None:
+    """Seconds since the run's latest beat, by this host's clock; None for a run that never
+    beat (runs of older versions: their pid alone decides)."""
+    try:
+        beat = float(tags[names.HEARTBEAT])
+    except (KeyError, ValueError):
+        return None
+    return (time.time() if now is None else now) - beat

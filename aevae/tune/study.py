@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -21,18 +22,20 @@ from typing import Any, Iterator
 import optuna
 from optuna.trial import TrialState
 
-from aevae import data
 from aevae.config import parse_value
-from aevae.data import Splits
-from aevae.errors import TrainingFailed, unknown_name
+from aevae.data import Splits, data_root
+from aevae.data.cache import DataCache
+from aevae.errors import ConfigError, TrainingFailed, unknown_name
+from aevae.executors import ExecutorOptions, ray_door
 from aevae.tune.space import PRUNERS, StudySpec, suggest, to_raw
 from aevae.tune.storage import (
-    ABANDONED, DEFAULT_STORAGE, RUN_ATTR, describe_storage, is_url, open_storage, owner_attrs, recover_trials,
+    ABANDONED, DEFAULT_STORAGE, RUN_ATTR, describe_storage, fail_orphans, is_url, open_storage, owner_attrs,
+    recover_trials, retried_trials,
 )
-from aevae.tracking import Tracker, names
+from aevae.tracking import Tracker, absolute_uri, default_tracking_uri, names
 from aevae.tracking.mlflow_tracker import MlflowTracker
 from aevae.tracking.runs import RunStore
-from aevae.tracking.workers import this_worker
+from aevae.tracking.workers import DEFAULT_GRACE_S, this_worker
 from aevae.training.loop import train
 from aevae.tune.summary import StudySummary, summarize
 
@@ -189,40 +192,108 @@ def parent_params(spec: StudySpec, target: int) -> dict[str, Any]:
     return {**params, "trials": target, "pruner": spec.pruner, "seed": spec.seed}
 
 
+@dataclass(frozen=True)
+class TuneJob:
+    """What each worker of one `aevae tune` needs; sent as is to worker processes."""
+
+    spec: StudySpec
+    storage: str | None
+    tracking_uri: str
+    data_dir: str | None
+    target: int  # finished trials the study should hold
+    timeout: float | None
+    seed: int  # the worker's sampler seed
+    parent_run_id: str
+    grace_s: float = DEFAULT_GRACE_S
+
+
+def optimize(job: TuneJob, datasets) -> list[int]:
+    """One worker: run trials of the study until it holds `job.target` finished ones (other
+    workers may add to them) or `job.timeout` passes; returns the numbers of its trials.
+    `datasets.get(cfg, data_dir)` gives the splits (aevae.data.cache.DataCache, or an
+    executor's)."""
+    spec = job.spec
+    study = optuna.load_study(study_name=spec.name, storage=open_storage(
+        job.storage, grace_s=job.grace_s, tracking_uri=job.tracking_uri))
+    remaining = job.target - len(study.get_trials(deepcopy=False, states=FINISHED))
+    if remaining <= 0:
+        return []
+    study.sampler = make_sampler(spec, study, job.seed)
+    study.pruner = PRUNERS[spec.pruner](job.target, None if "epochs" in spec.searched else spec.base.epochs)
+    splits = datasets.get(spec.base, job.data_dir)
+    child = MlflowTracker(job.tracking_uri, names.tune_experiment(spec.study_set), parent_run_id=job.parent_run_id)
+    ran: list[int] = []
+    study.optimize(
+        lambda trial: run_trial(trial, spec, splits, child, job.parent_run_id),
+        n_trials=remaining, timeout=job.timeout, catch=(TrainingFailed,),
+        callbacks=[optuna.study.MaxTrialsCallback(job.target, states=FINISHED),
+                   lambda study, trial: ran.append(trial.number)],
+    )
+    return ran
+
+
 def run_study(spec: StudySpec, *, storage: str | None = None, tracking_uri: str | None = None,
               data_dir: str | None = None, trials: int | None = None, timeout: float | None = None,
-              pruner: str | None = None, seed: int | None = None) -> StudySummary:
+              pruner: str | None = None, seed: int | None = None, workers: int = 1,
+              executor: ExecutorOptions = ExecutorOptions(), grace_s: float = DEFAULT_GRACE_S) -> StudySummary:
     """Run `spec` until it holds `trials` finished (complete or pruned) trials, or `timeout`
     seconds pass; returns the whole study's summary. Another `pruner` than the study's own
-    runs the study `<name>/pruner=<pruner>` instead."""
+    runs the study `<name>/pruner=<pruner>` instead. With the Ray executor, `workers` Ray
+    tasks optimize the study side by side (each with its own sampler seed)."""
     spec = with_pruner(spec, pruner or spec.pruner)
     target = trials or spec.trials
-    optuna_storage = open_storage(storage)
+    if workers < 1:
+        raise ConfigError("--workers must be at least 1.")
+    if workers > 1 and executor.executor == "local":
+        raise ConfigError("--workers N runs N Ray tasks: pass --executor ray, or start N `aevae tune` "
+                          "commands on the same --storage (each with its own --seed).")
+    cluster = ray_door(executor.ray_address).RayCluster(executor) if executor.executor == "ray" else None
+    try:
+        if cluster is not None:
+            cluster.require_shared("Optuna storage", storage or DEFAULT_STORAGE)
+            cluster.require_shared("MLflow store", tracking_uri or default_tracking_uri())
+            # every node reads the same absolute paths, whatever its working folder
+            target_storage = storage or DEFAULT_STORAGE
+            storage = absolute_uri(target_storage) if is_url(target_storage) else os.path.abspath(target_storage)
+            tracking_uri = absolute_uri(tracking_uri or default_tracking_uri())
+            data_dir = os.path.abspath(data_root(data_dir))
+            print(cluster.describe())
+        return _drive(spec, target, storage, tracking_uri, data_dir, timeout, seed, workers, cluster, grace_s)
+    finally:
+        if cluster is not None:
+            cluster.shutdown()
+
+
+def _drive(spec: StudySpec, target: int, storage: str | None, tracking_uri: str | None,
+           data_dir: str | None, timeout: float | None, seed: int | None, workers: int, cluster,
+           grace_s: float) -> StudySummary:
+    """The invocation: resume the study, open its MLflow parent run, run the workers here or
+    on the cluster, settle the trials of workers that died, and summarise."""
+    tracking_uri = tracking_uri or default_tracking_uri()
+    optuna_storage = open_storage(storage, grace_s=grace_s, tracking_uri=tracking_uri)
     study = open_study(spec, optuna_storage)
     runs = RunStore(tracking_uri)
-    retried = recover_trials(study, optuna_storage, runs)
-    remaining = target - len(study.get_trials(deepcopy=False, states=FINISHED))
-    if remaining <= 0:
-        return summarize(study, spec, new_trials=0, seconds=0.0, retried=retried)
-    study.sampler = make_sampler(spec, study, seed)
-    study.pruner = PRUNERS[spec.pruner](target, None if "epochs" in spec.searched else spec.base.epochs)
-    splits = data.load(spec.base.dataset, data_dir, spec.base.val_size, spec.base.subset)
+    retried_before = retried_trials(study)
+    recover_trials(study, optuna_storage, runs)
+    if len(study.get_trials(deepcopy=False, states=FINISHED)) >= target:
+        return summarize(study, spec, new_trials=0, seconds=0.0,
+                         retried=sorted(retried_trials(study) - retried_before))
+    base_seed = seed if seed is not None else spec.seed + len(study.get_trials(deepcopy=False))
     experiment = names.tune_experiment(spec.study_set)
     tags = {names.OPTUNA_STUDY: spec.name, names.STUDY_SET: spec.study_set, names.CELL: spec.cell,
             names.OPTUNA_STORAGE: describe_storage(storage), names.WORKER: this_worker()}
-    ran: list[int] = []  # trials this invocation ran (other workers may share the study)
     started = time.perf_counter()
     parent = MlflowTracker(runs.tracking_uri, experiment)
     with parent.run(spec.name.removeprefix(f"{spec.study_set}/"), parent_params(spec, target), tags) as parent_id:
-        child = MlflowTracker(runs.tracking_uri, experiment, parent_run_id=parent_id)
-        study.optimize(
-            lambda trial: run_trial(trial, spec, splits, child, parent_id),
-            n_trials=remaining, timeout=timeout, catch=(TrainingFailed,),
-            callbacks=[optuna.study.MaxTrialsCallback(target, states=FINISHED),
-                       lambda study, trial: ran.append(trial.number)],
-        )
+        job = TuneJob(spec, storage, runs.tracking_uri, data_dir, target, timeout, base_seed, parent_id, grace_s)
+        if cluster is None:
+            ran = optimize(job, DataCache())
+        else:
+            jobs = [dataclasses.replace(job, seed=base_seed + i) for i in range(workers)]
+            ran = cluster.run_workers(optimize, jobs, spec.base.dataset, data_dir)
+            fail_orphans(study, optuna_storage, parent_id, runs)
         summary = summarize(study, spec, new_trials=len(ran), seconds=time.perf_counter() - started,
-                            retried=retried)
+                            retried=sorted(retried_trials(study) - retried_before))
         summary.parent_run_id = parent_id
         parent.log_metrics(summary.metrics())
         parent.set_tags(summary.tags())
