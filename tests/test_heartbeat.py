@@ -10,7 +10,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from aevae.bench import claims
+from aevae.bench import claims, versions
 from aevae.cli import main
 from aevae.executors.options import ExecutorOptions, starts_local_cluster
 from aevae.tracking import absolute_uri, names
@@ -42,6 +42,8 @@ def claim_of_another_host(tracking_uri: str, grid: str, beat_age_s: float) -> st
     tags = {names.GRID: cell.grid, names.CELL: cell.key, names.CONFIG_HASH: cell.config_hash,
             names.SEED: str(cell.seed), names.CLAIM: names.CLAIM_WON, names.WORKER: "elsewhere-7:4242",
             names.WORKER_STARTED: "1.0", names.HEARTBEAT: f"{time.time() - beat_age_s:.3f}"}
+    if versions.default_label():  # the version the bench runs, so that the claim is on its cell
+        tags[names.VERSION_LABEL] = versions.default_label()
     return store.create(experiment_id, cell.run_name, tags).run_id
 
 
