@@ -76,7 +76,7 @@ def describe(store: RunStore, experiment_id: str, grid: Grid, cells: list[Cell])
 def run_grid(ref: str = DEFAULT_GRID, *, only: list[str] = (), force: bool = False, workers: int = 1,
              tuned: bool = False, storage: str | None = None, data_dir: str | None = None,
              tracking_uri: str | None = None, log_artifacts: bool = True,
-             results_dir: str = RESULTS_DIR) -> GridSummary:
+             results_dir: str = RESULTS_DIR, system_metrics: bool = True) -> GridSummary:
     """Run the grid's cells (those matching `only`), skipping finished ones unless `force`;
     print a line per cell and the summary; write the summary CSV; return the summary."""
     started = time.perf_counter()
@@ -87,7 +87,7 @@ def run_grid(ref: str = DEFAULT_GRID, *, only: list[str] = (), force: bool = Fal
     cells = expand(grid, tuned_lookup(storage, untuned) if tuned else None)
     selected = select(cells, list(only))
     store = RunStore(tracking_uri)
-    ctx = open_experiment(store, grid, cells, data_dir, log_artifacts, force)
+    ctx = open_experiment(store, grid, cells, data_dir, log_artifacts, force, system_metrics)
     finished = {} if force else claims.finished_runs(store, ctx.experiment_id, grid.name)
     skipped = [Outcome.from_run(c, "skipped", finished[c.config_hash])
                for c in selected if c.config_hash in finished]
@@ -114,7 +114,7 @@ def run_grid(ref: str = DEFAULT_GRID, *, only: list[str] = (), force: bool = Fal
 
 
 def open_experiment(store: RunStore, grid: Grid, cells: list[Cell], data_dir: str | None,
-                    log_artifacts: bool, force: bool) -> BenchContext:
+                    log_artifacts: bool, force: bool, system_metrics: bool = True) -> BenchContext:
     """The grid's experiment, described, with the runs of dead workers closed."""
     experiment = names.bench_experiment(grid.name)
     experiment_id = store.experiment(experiment)
@@ -125,7 +125,8 @@ def open_experiment(store: RunStore, grid: Grid, cells: list[Cell], data_dir: st
               + ", ".join(r.name for r in closed))
     # with --force, only runs finished from now on count as done
     since_ms = int(time.time() * 1000) if force else 0
-    return BenchContext(experiment, experiment_id, store.tracking_uri, data_dir, log_artifacts, since_ms)
+    return BenchContext(experiment, experiment_id, store.tracking_uri, data_dir, log_artifacts, since_ms,
+                        system_metrics)
 
 
 def write_summary(grid: Grid, selected: list[Cell], outcomes: list[Outcome], started: float,

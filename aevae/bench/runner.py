@@ -45,6 +45,7 @@ class BenchContext:
     data_dir: str | None
     log_artifacts: bool
     since_ms: int  # FINISHED runs started before this do not count as done (--force)
+    system_metrics: bool = True  # MLflow's system/* metrics while each cell trains
 
 
 class DataCache:
@@ -93,7 +94,8 @@ def run_cell(cell: Cell, ctx: BenchContext, cache: DataCache) -> Outcome:
         # params first, so a cell that fails before training still shows its whole config
         store.log_params(run_id, to_dict(cell.config))
         splits = cache.get(cell.config, ctx.data_dir)
-        tracker = MlflowTracker(ctx.tracking_uri, ctx.experiment, run_id=run_id)  # the claimed run
+        tracker = MlflowTracker(ctx.tracking_uri, ctx.experiment, run_id=run_id,  # the claimed run
+                                entry_point=names.ENTRY_BENCH, system_metrics=ctx.system_metrics)
         train(cell.config, splits, tracker, tags=bench_tags(cell), run_name=cell.run_name,
               log_artifacts=ctx.log_artifacts)
     except BaseException as exc:

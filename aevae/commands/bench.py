@@ -27,6 +27,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-artifacts", action="store_true",
                         help="log no figures and no models (faster); every metric, the analysis's included, "
                              "is still measured and logged")
+    parser.add_argument("--no-system-metrics", action="store_true",
+                        help="log no system/* metrics (CPU, memory, disk, network) while cells train")
     parser.add_argument("--results-dir", default=RESULTS_DIR,
                         help="where the summary table goes, as <dir>/<grid>/summary.csv "
                              f"(default: {RESULTS_DIR})")
@@ -39,5 +41,5 @@ def run(args: argparse.Namespace) -> int:
     summary = run_grid(args.grid, only=args.only, force=args.force, workers=args.workers,
                        tuned=args.tuned, storage=args.storage, data_dir=args.data_dir,
                        tracking_uri=args.tracking_uri, log_artifacts=not args.no_artifacts,
-                       results_dir=args.results_dir)
+                       results_dir=args.results_dir, system_metrics=not args.no_system_metrics)
     return summary.exit_status

@@ -212,9 +212,11 @@ def run_study(spec: StudySpec, *, storage: str | None = None, tracking_uri: str 
             names.OPTUNA_STORAGE: describe_storage(storage), names.WORKER: this_worker()}
     ran: list[int] = []  # trials this invocation ran (other workers may share the study)
     started = time.perf_counter()
-    parent = MlflowTracker(runs.tracking_uri, experiment)
+    parent = MlflowTracker(runs.tracking_uri, experiment, entry_point=names.ENTRY_TUNE)
     with parent.run(spec.name.removeprefix(f"{spec.study_set}/"), parent_params(spec, target), tags) as parent_id:
-        child = MlflowTracker(runs.tracking_uri, experiment, parent_run_id=parent_id)
+        # no system metrics: trials last seconds to minutes, shorter than a few samples
+        child = MlflowTracker(runs.tracking_uri, experiment, parent_run_id=parent_id,
+                              entry_point=names.ENTRY_TUNE)
         study.optimize(
             lambda trial: run_trial(trial, spec, splits, child, parent_id),
             n_trials=remaining, timeout=timeout, catch=(TrainingFailed,),
