@@ -86,7 +86,7 @@ def run_grid(ref: str = DEFAULT_GRID, *, only: list[str] = (), force: bool = Fal
              tracking_uri: str | None = None, log_artifacts: bool = True,
              results_dir: str = RESULTS_DIR, label: str | None = None,
              seeds: tuple[int, ...] | None = None, executor: ExecutorOptions = ExecutorOptions(),
-             grace_s: float = DEFAULT_GRACE_S) -> GridSummary:
+             grace_s: float = DEFAULT_GRACE_S, system_metrics: bool = True) -> GridSummary:
     """Run the grid's cells (those matching `only`, at `seeds` instead of the file's when
     given) as version `label` (default: versions.default_label()), skipping the version's
     finished ones unless `force`; print a line per cell and the summary; write the summary
@@ -113,7 +113,8 @@ def run_grid(ref: str = DEFAULT_GRID, *, only: list[str] = (), force: bool = Fal
             # every node reads the same absolute paths, whatever its working folder
             store = RunStore(absolute_uri(store.tracking_uri))
             data_dir = os.path.abspath(data_root(data_dir))
-        ctx = open_experiment(store, grid, cells, data_dir, log_artifacts, force, version, grace_s)
+        ctx = open_experiment(store, grid, cells, data_dir, log_artifacts, force, version, grace_s,
+                              system_metrics)
         return _run(grid, cells, selected, ctx, store, workers, cluster, untuned, started, results_dir, force)
     finally:
         if cluster is not None:
@@ -159,7 +160,7 @@ def check_seeds(seeds: tuple[int, ...]) -> tuple[int, ...]:
 
 def open_experiment(store: RunStore, grid: Grid, cells: list[Cell], data_dir: str | None,
                     log_artifacts: bool, force: bool, version: str = "",
-                    grace_s: float = DEFAULT_GRACE_S) -> BenchContext:
+                    grace_s: float = DEFAULT_GRACE_S, system_metrics: bool = True) -> BenchContext:
     """The grid's experiment, described, with the runs of dead workers closed."""
     experiment = names.bench_experiment(grid.name)
     experiment_id = store.experiment(experiment)
@@ -171,7 +172,7 @@ def open_experiment(store: RunStore, grid: Grid, cells: list[Cell], data_dir: st
     # with --force, only runs finished from now on count as done
     since_ms = int(time.time() * 1000) if force else 0
     return BenchContext(experiment, experiment_id, store.tracking_uri, data_dir, log_artifacts, since_ms,
-                        version, grace_s)
+                        version, grace_s, system_metrics)
 
 
 def write_summary(grid: Grid, selected: list[Cell], outcomes: list[Outcome], started: float,

@@ -49,6 +49,7 @@ class BenchContext:
     since_ms: int  # FINISHED runs started before this do not count as done (--force)
     version: str = ""  # the label of the grid's version these runs belong to (bench/versions.py)
     grace_s: float = DEFAULT_GRACE_S  # a claim whose worker has not beaten for this long is dead
+    system_metrics: bool = True  # MLflow's system/* metrics while each cell trains
 
 
 def bench_tags(cell: Cell, version: str = "") -> dict[str, str]:
@@ -84,7 +85,8 @@ def run_cell(cell: Cell, ctx: BenchContext, cache: DataCache, task: str | None =
             # params first, so a cell that fails before training still shows its whole config
             store.log_params(run_id, to_dict(cell.config))
             splits = cache.get(cell.config, ctx.data_dir)
-            tracker = MlflowTracker(ctx.tracking_uri, ctx.experiment, run_id=run_id)  # the claimed run
+            tracker = MlflowTracker(ctx.tracking_uri, ctx.experiment, run_id=run_id,  # the claimed run
+                                    entry_point=names.ENTRY_BENCH, system_metrics=ctx.system_metrics)
             train(cell.config, splits, tracker, tags=bench_tags(cell, ctx.version), run_name=cell.run_name,
                   log_artifacts=ctx.log_artifacts)
     except BaseException as exc:

@@ -37,6 +37,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-artifacts", action="store_true",
                         help="log no figures and no models (faster); every metric, the analysis's included, "
                              "is still measured and logged")
+    parser.add_argument("--no-system-metrics", action="store_true",
+                        help="log no system/* metrics (CPU, memory, disk, network) while cells train")
     parser.add_argument("--results-dir", default=RESULTS_DIR,
                         help="where the summary table goes, as <dir>/<grid>/summary.csv "
                              f"(default: {RESULTS_DIR})")
@@ -59,5 +61,5 @@ def run(args: argparse.Namespace) -> int:
                        tuned=args.tuned, storage=args.storage, data_dir=args.data_dir,
                        tracking_uri=args.tracking_uri, log_artifacts=not args.no_artifacts,
                        results_dir=args.results_dir, label=args.label, seeds=args.seeds,
-                       executor=executor, grace_s=grace_s)
+                       executor=executor, grace_s=grace_s, system_metrics=not args.no_system_metrics)
     return summary.exit_status

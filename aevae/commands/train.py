@@ -13,17 +13,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-artifacts", action="store_true",
                         help="log no figures and no model (faster); every metric, the analysis's included, "
                              "is still measured and logged")
+    parser.add_argument("--no-system-metrics", action="store_true",
+                        help="log no system/* metrics (CPU, memory, disk, network) while the run trains")
     add_config_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from aevae import data
     from aevae.training.loop import train
+    from aevae.tracking import names
     from aevae.tracking.mlflow_tracker import MlflowTracker
 
     cfg = config_from_args(args)
     splits = data.load(cfg.dataset, args.data_dir, cfg.val_size, cfg.subset)
-    tracker = MlflowTracker(args.tracking_uri, args.experiment)
+    tracker = MlflowTracker(args.tracking_uri, args.experiment, entry_point=names.ENTRY_TRAIN,
+                            system_metrics=not args.no_system_metrics)
     result = train(cfg, splits, tracker, log_artifacts=not args.no_artifacts)
     per_epoch = sum(row["epoch_seconds"] for row in result.history) / len(result.history)
     print(f"run {result.run_id} in experiment '{args.experiment}' ({tracker.tracking_uri}), "

@@ -68,7 +68,7 @@ class DecodedDatasets:
     def get(self, cfg: TrainConfig, data_dir: str | None) -> data.Splits:
         if isinstance(self.arrays, AevaeError):
             raise type(self.arrays)(*self.arrays.args)
-        return data.split(cfg.dataset, self.arrays, cfg.val_size, cfg.subset)
+        return data.split(cfg.dataset, self.arrays, cfg.val_size, cfg.subset, data_dir)
 
 
 def _missing_store(tracking_uri: str) -> str | None:

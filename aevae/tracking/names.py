@@ -67,7 +67,14 @@ SUPERSEDED_BY = "superseded_by"  # on a finished run a forced re-run replaced
 # --- Provenance ------------------------------------------------------------------------
 GIT_COMMIT = "git_commit"
 GIT_DIRTY = "git_dirty"
+# MLflow's own source tags (mlflow/utils/mlflow_tags.py), which its UI's Source column reads
 MLFLOW_GIT_COMMIT = "mlflow.source.git.commit"  # the same commit, where MLflow's UI shows it
+MLFLOW_SOURCE_NAME = "mlflow.source.name"  # the entry point: aevae bench, aevae tune, aevae train
+MLFLOW_SOURCE_TYPE = "mlflow.source.type"  # LOCAL: a command run on this machine
+MLFLOW_USER = "mlflow.user"
+ENTRY_TRAIN = "aevae train"  # the values of MLFLOW_SOURCE_NAME
+ENTRY_BENCH = "aevae bench"
+ENTRY_TUNE = "aevae tune"
 AEVAE_VERSION = "aevae_version"
 TORCH_VERSION = "torch_version"
 MLFLOW_VERSION = "mlflow_version"
@@ -84,6 +91,12 @@ OPTUNA_STORAGE = "optuna_storage"
 OPTUNA_TRIAL_NUMBER = "optuna_trial_number"
 OPTUNA_STATE = "optuna_state"  # COMPLETE, PRUNED or FAIL
 PARENT_RUN_ID = "mlflow.parentRunId"  # MLflow's own tag for a child run (a trial)
+
+# --- Datasets: each split a run read, as an MLflow dataset input in one of these contexts ---
+INPUT_CONTEXT = "mlflow.data.context"  # MLflow's input tag; its UI shows it beside the dataset
+TRAIN_CONTEXT = "train"
+VALIDATION_CONTEXT = "validation"
+TEST_CONTEXT = "test"  # absent from Optuna trials, which never read the test split
 
 # --- Metrics ---------------------------------------------------------------------------
 TRAIN_PREFIX = "train/"  # per epoch, on the training split

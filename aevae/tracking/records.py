@@ -4,6 +4,7 @@ handle these, never MLflow's entity types. Light: no MLflow import."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -32,3 +33,18 @@ class ExperimentRecord:
     name: str
     experiment_id: str
     tags: dict[str, str]
+
+
+@dataclass(frozen=True)
+class InputDataset:
+    """One split a run reads, for MLflow's dataset inputs: the dataset's `name` (e.g. mnist),
+    its `context` (names.TRAIN_CONTEXT, ...), the `digest` of its decoded images and labels,
+    the `source` folder of its files, and the arrays themselves (uint8 images `[N,C,H,W]`,
+    int64 labels `[N]`, NumPy), of which only the shapes and dtypes are logged."""
+
+    name: str
+    context: str
+    digest: str
+    source: str
+    images: Any
+    labels: Any

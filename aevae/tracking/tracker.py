@@ -14,6 +14,7 @@ import os
 from typing import Any, Iterator, Protocol
 
 from aevae.tracking.names import FAILURE_REASON
+from aevae.tracking.records import InputDataset
 
 DEFAULT_STORE_DIR = "mlruns"
 DEFAULT_TRACKING_URI = f"sqlite:///{DEFAULT_STORE_DIR}/mlflow.db"  # the embedded store
@@ -68,7 +69,9 @@ class Tracker(Protocol):
 
     def log_dict(self, data: dict, path: str) -> None: ...
 
-    def log_model(self, model: Any) -> None: ...
+    def log_inputs(self, datasets: list[InputDataset]) -> None: ...
+
+    def log_model(self, model: Any, input_example: Any = None) -> None: ...
 
 
 class MemoryTracker:
@@ -84,7 +87,7 @@ class MemoryTracker:
     @contextlib.contextmanager
     def run(self, name, params, tags) -> Iterator[str]:
         record = {"name": name, "params": dict(params), "tags": dict(tags), "metrics": {},
-                  "artifacts": {}, "images": {}, "status": "RUNNING"}
+                  "artifacts": {}, "images": {}, "inputs": [], "status": "RUNNING"}
         self.runs.append(record)
         try:
             yield f"memory-{len(self.runs)}"
@@ -110,5 +113,9 @@ class MemoryTracker:
     def log_dict(self, data, path):
         self.current["artifacts"][path] = data
 
-    def log_model(self, model):
+    def log_inputs(self, datasets):
+        self.current["inputs"].extend(datasets)
+
+    def log_model(self, model, input_example=None):
         self.current["artifacts"]["model"] = model
+        self.current["artifacts"]["input_example"] = input_example

@@ -21,6 +21,7 @@ from aevae.training.evaluate import evaluate
 from aevae.models import build
 from aevae.training.runtime import autocast, environment_tags, pick_device, uses_bf16
 from aevae.tracking import Tracker, names
+from aevae.tracking.records import InputDataset
 
 EpochHook = Callable[[int, dict[str, float]], None]
 
@@ -45,6 +46,14 @@ def run_tags(cfg: TrainConfig) -> dict[str, str]:
         names.SEED: str(cfg.seed),
         names.CONFIG_HASH: config_hash(cfg),
     }
+
+
+def input_datasets(data: Splits) -> list[InputDataset]:
+    """The splits a run reads, as the tracker's dataset inputs (a trial has no test split)."""
+    parts = [(names.TRAIN_CONTEXT, data.train), (names.VALIDATION_CONTEXT, data.val),
+             (names.TEST_CONTEXT, data.test)]
+    return [InputDataset(data.spec.name, context, part.digest, data.source, part.images.cpu().numpy(),
+                         part.labels.cpu().numpy()) for context, part in parts if part is not None]
 
 
 def train(cfg: TrainConfig, data: Splits, tracker: Tracker, on_epoch: EpochHook | None = None,
@@ -78,6 +87,7 @@ def train(cfg: TrainConfig, data: Splits, tracker: Tracker, on_epoch: EpochHook 
     with tracker.run(name, to_dict(cfg), all_tags) as run_id:
         result.run_id = run_id
         tracker.log_dict(to_dict(cfg), "config.json")
+        tracker.log_inputs(input_datasets(data))
         for epoch in range(1, cfg.epochs + 1):
             epoch_start = time.perf_counter()
             row = train_epoch(model, optimizer, splits, cfg, order_generator, precision, epoch)
@@ -128,7 +138,8 @@ def finish(model, splits: Splits, result: Result, tracker: Tracker, precision, l
         run_figures.log_run_artifacts(model, splits, result.history, tracker, cfg, precision, codes)
     result.test.update(analyse(model, splits, codes, cfg, tracker, precision, log_figures=log_artifacts))
     if log_artifacts:
-        tracker.log_model(model.cpu())
+        # two test images: the model's input example, and the signature MLflow infers from it
+        tracker.log_model(model.cpu(), input_example=splits.test.floats(slice(0, 2)).cpu().numpy())
 
 
 def train_epoch(model, optimizer, splits: Splits, cfg: TrainConfig, generator: torch.Generator,

@@ -221,7 +221,9 @@ def optimize(job: TuneJob, datasets) -> list[int]:
     study.sampler = make_sampler(spec, study, job.seed)
     study.pruner = PRUNERS[spec.pruner](job.target, None if "epochs" in spec.searched else spec.base.epochs)
     splits = datasets.get(spec.base, job.data_dir)
-    child = MlflowTracker(job.tracking_uri, names.tune_experiment(spec.study_set), parent_run_id=job.parent_run_id)
+    # no system metrics: trials last seconds to minutes, shorter than a few samples
+    child = MlflowTracker(job.tracking_uri, names.tune_experiment(spec.study_set), parent_run_id=job.parent_run_id,
+                          entry_point=names.ENTRY_TUNE)
     ran: list[int] = []
     study.optimize(
         lambda trial: run_trial(trial, spec, splits, child, job.parent_run_id),
@@ -283,7 +285,7 @@ def _drive(spec: StudySpec, target: int, storage: str | None, tracking_uri: str 
     tags = {names.OPTUNA_STUDY: spec.name, names.STUDY_SET: spec.study_set, names.CELL: spec.cell,
             names.OPTUNA_STORAGE: describe_storage(storage), names.WORKER: this_worker()}
     started = time.perf_counter()
-    parent = MlflowTracker(runs.tracking_uri, experiment)
+    parent = MlflowTracker(runs.tracking_uri, experiment, entry_point=names.ENTRY_TUNE)
     with parent.run(spec.name.removeprefix(f"{spec.study_set}/"), parent_params(spec, target), tags) as parent_id:
         job = TuneJob(spec, storage, runs.tracking_uri, data_dir, target, timeout, base_seed, parent_id, grace_s)
         if cluster is None:
