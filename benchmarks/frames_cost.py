@@ -1,0 +1,83 @@
+"""What the through-training frames cost a grid cell at the lab budget.
+
+Trains the MNIST cells of the lab grid (benchmarks/lab.toml, seed 0: AE 10 epochs, VAE 15,
+`image_every` left automatic, so about ten frame epochs each) into a temporary MLflow SQLite
+store, artifacts on, exactly as `aevae bench lab` trains them, and times every call of
+`frames.frame_inputs` (once per run) and `frames.log_frames` (once per frame epoch: the
+forward passes, the drawing, the PNG encoding and MLflow's `log_image` into the store).
+It prints, per cell, the frames logged, their seconds and their share of the run's wall
+time (`train`, from the run's start to its end: training, evaluation, analysis, figures,
+model).
+
+    .venv/bin/python benchmarks/frames_cost.py --data-dir ../shared/data
+    .venv/bin/python benchmarks/frames_cost.py --data-dir ../shared/data --only model=vae --only arch=conv
+
+Timing the frames inside one run, rather than a run with frames against one without, keeps
+other processes' noise out of a figure of a few tenths of a second against a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections import defaultdict
+
+from tabulate import tabulate
+
+from aevae import data
+from aevae.bench.grid import expand, load_grid, select
+from aevae.tracking.mlflow_tracker import MlflowTracker
+from aevae.training import frames
+from aevae.training.loop import train
+
+
+def timed(spent: dict[str, list[float]], name: str, function):
+    """`function`, recording the seconds of each call under `name`."""
+    def wrapper(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            spent[name].append(time.perf_counter() - started)
+    return wrapper
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", default=None, help="dataset root (default: $AEVAE_DATA_DIR, else ./data)")
+    parser.add_argument("--grid", default="lab", help="grid whose cells are timed (default: lab)")
+    parser.add_argument("--only", action="append", default=None, metavar="KEY=VALUE",
+                        help="cells to time, as `aevae bench --only` takes them (default: dataset=mnist)")
+    args = parser.parse_args()
+
+    cells = [cell for cell in select(expand(load_grid(args.grid)), args.only or ["dataset=mnist"]) if cell.seed == 0]
+    store = f"sqlite:///{tempfile.mkdtemp(prefix='aevae-frames-cost-')}/mlflow.db"
+    original = frames.frame_inputs, frames.log_frames
+    rows, total_frames, total_run = [], 0.0, 0.0
+    for cell in cells:
+        spent: dict[str, list[float]] = defaultdict(list)
+        frames.frame_inputs = timed(spent, "inputs", original[0])
+        frames.log_frames = timed(spent, "frames", original[1])
+        try:
+            splits = data.load(cell.config.dataset, args.data_dir, cell.config.val_size, cell.config.subset)
+            tracker = MlflowTracker(store, "frames-cost")
+            started = time.perf_counter()
+            train(cell.config, splits, tracker, run_name=cell.run_name)
+            run_seconds = time.perf_counter() - started
+        finally:
+            frames.frame_inputs, frames.log_frames = original
+        frame_seconds = sum(spent["inputs"]) + sum(spent["frames"])
+        total_frames += frame_seconds
+        total_run += run_seconds
+        per_frame_ms = 1000 * sum(spent["frames"]) / max(len(spent["frames"]), 1)
+        rows.append([cell.key, cell.config.epochs, len(spent["frames"]), f"{per_frame_ms:.0f}",
+                     f"{frame_seconds:.2f}", f"{run_seconds:.1f}", f"{100 * frame_seconds / run_seconds:.2f}"])
+    print(tabulate(rows, headers=["cell", "epochs", "frame epochs", "ms per frame epoch", "frames s",
+                                  "run s", "frames % of run"]))
+    print(f"all cells: frames {total_frames:.2f} s of {total_run:.1f} s, "
+          f"{100 * total_frames / total_run:.2f}% of the runs' wall time")
+
+
+if __name__ == "__main__":
+    main()
