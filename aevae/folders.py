@@ -31,9 +31,9 @@ def check_writable(folder: str | Path, what: str, hint: str) -> None:
     does not exist yet). The probe writes and deletes one file in the nearest existing
     folder, since permission bits do not tell (root, read-only mounts, ACLs); it creates no
     folder. `what` names the folder ('the results folder'), `hint` the option that sets it."""
-    folder = Path(folder)
-    if str(folder) == "":
+    if not str(folder).strip():  # Path("") would quietly mean the current folder
         raise FolderError(f"{what} is an empty path: give a folder with {hint}.")
+    folder = Path(folder)
     existing = nearest_existing(folder)
     if not existing.is_dir():
         shown = "" if existing == Path(os.path.abspath(folder)) else f" (in {folder})"

@@ -40,8 +40,9 @@ def exit_status(exc: KeyboardInterrupt) -> int:
 
 @contextlib.contextmanager
 def stop_on_signals(command: str) -> Iterator[None]:
-    """SIGINT and SIGTERM raise `Interrupted` once; later ones are ignored until the block
-    ends (the third quits at once). Outside the main thread this does nothing."""
+    """SIGINT and SIGTERM raise `Interrupted` once; later ones are ignored (the third quits
+    at once), and after the block, when a stop came, both stay ignored: the process is
+    ending. Outside the main thread this does nothing."""
     received: list[int] = []
 
     def handler(signum, frame):
@@ -62,8 +63,11 @@ def stop_on_signals(command: str) -> Iterator[None]:
     try:
         yield
     finally:
+        # After a stop the command is ending: a signal that comes while the interpreter winds
+        # down (torch takes seconds) is ignored, since Python's own finalization would reset a
+        # handler here to the default and the signal would kill the process mid-exit.
         for signum, old in previous.items():
-            signal.signal(signum, old)
+            signal.signal(signum, signal.SIG_IGN if received else old)
 
 
 def _handled(signum: int) -> bool:

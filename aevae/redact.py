@@ -11,9 +11,11 @@ import re
 
 MASK = "***"
 
-# scheme://user:password@ : the password runs to the last '@' before the path, so a password
-# holding an unescaped '@' is masked whole.
-_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@]*):(?P<secret>[^/\s]*)@")
+# scheme://user:password@host : the password runs to the '@' after which only a host follows
+# (no other '@' or '/' before the path, query or end), so a password holding an unescaped '@'
+# or '/' is masked whole.
+_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@]*):"
+                       r"(?P<secret>[^\s@/]*(?:[@/][^\s@/]*)*?)@(?=[^\s@/]*(?:[/?#\s]|$))")
 # ?password=...&token=... in a query string (some drivers take credentials there)
 _QUERY = re.compile(r"(?P<head>[?&;](?:password|passwd|pwd|token|access_token|secret|api_key|apikey)=)"
                     r"(?P<secret>[^&;#\s'\"]*)", re.IGNORECASE)

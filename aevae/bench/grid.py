@@ -243,8 +243,8 @@ def _distinct(grid: Grid, cells: list[Cell]) -> list[Cell]:
     for cell in cells:
         other = seen.setdefault(cell.config_hash, cell)
         if other is not cell:
-            raise ConfigError(f"{grid.path}: cells {other.key} and {cell.key} train the same config once "
-                              f"defaults are filled in; drop one of the axis values that make them.")
+            raise ConfigError(f"{grid.path}: two cells train the same config ({cell.key}, seed {cell.seed}) "
+                              f"once defaults are filled in; drop the axis value that restates another.")
     return cells
 
 

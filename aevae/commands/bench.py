@@ -58,15 +58,18 @@ def seed_list(text: str) -> tuple[int, ...]:
 def run(args: argparse.Namespace) -> int:
     # What can be checked is checked before torch and MLflow load, and before the store is
     # touched: the values, the grid file, the results folder, the store.
-    from aevae.bench.grid import load_grid
+    from aevae.bench.grid import expand, load_grid
     from aevae.folders import check_writable
     from aevae.tracking.checks import check_store
 
     if args.workers < 1:
         raise ConfigError("--workers must be at least 1.")
+    if not args.results_dir.strip():
+        raise ConfigError(f"--results-dir is empty; give a folder, or leave the option out for {RESULTS_DIR}.")
     executor, grace_s = executor_from_args(args)
     check_data_dir(args)
     grid = load_grid(args.grid)
+    expand(grid)  # every cell checked, and that the grid means something (tuned values come later)
     check_writable(Path(args.results_dir) / grid.name, "the results folder", "--results-dir")
     tracking_uri = check_store(args.tracking_uri)
 

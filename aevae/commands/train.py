@@ -30,11 +30,13 @@ def run(args: argparse.Namespace) -> int:
     tracking_uri = check_store(args.tracking_uri)  # before the data: nothing trains into a dead store
 
     from aevae import data
+
+    splits = data.load(cfg.dataset, args.data_dir, cfg.val_size, cfg.subset)
+    # training and MLflow load only once the data is at hand: seconds saved on a failure
     from aevae.training.loop import train
     from aevae.tracking import names
     from aevae.tracking.mlflow_tracker import MlflowTracker
 
-    splits = data.load(cfg.dataset, args.data_dir, cfg.val_size, cfg.subset)
     tracker = MlflowTracker(tracking_uri, args.experiment, entry_point=names.ENTRY_TRAIN,
                             system_metrics=not args.no_system_metrics)
     result = train(cfg, splits, tracker, log_artifacts=not args.no_artifacts)

@@ -59,11 +59,15 @@ def run(args: argparse.Namespace) -> int:
     tracking_uri = check_store(args.tracking_uri)
 
     from aevae.tune.space import find_study
-    from aevae.tune.storage import check_storage, describe_storage
-    from aevae.tune.study import run_study
 
     spec = find_study(args.study, args.studies_dir)
+
+    from aevae.tune.storage import check_storage, describe_storage
+
     check_storage(args.storage)
+
+    from aevae.tune.study import run_study  # torch, training and MLflow
+
     summary = run_study(spec, storage=args.storage, tracking_uri=tracking_uri, data_dir=args.data_dir,
                         trials=args.trials, timeout=args.timeout, pruner=args.pruner, seed=args.seed,
                         workers=args.workers, executor=executor, grace_s=grace_s)

@@ -188,6 +188,9 @@ def open_client(tracking_uri: str):
     from filelock import FileLock, Timeout
     from mlflow import MlflowClient
 
+    if redact(tracking_uri) != tracking_uri:
+        # MLflow prints each ended run's link on a tracking server, credentials and all.
+        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     if not debugging():
         # MLflow logs each database error with its traceback before raising it; aevae turns
         # the error into a sentence (a failed run's reason, a lost store), so the traceback
