@@ -6,7 +6,9 @@ import time
 
 import pytest
 
-from faults import QUICK, TINY_GRID, aevae, assert_one_line_error, finish, mid_training, run_states, start, tree, wait_for
+from faults import (
+    QUICK, TINY_GRID, aevae, assert_one_line_error, finish, mid_training, run_states, start, tree, wait_for,
+)
 
 
 @pytest.fixture

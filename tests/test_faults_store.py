@@ -4,7 +4,6 @@ middle of a grid, two benches creating one store at once, and passwords in URLs.
 in one sentence, exit status 2, within seconds, with nothing left behind."""
 
 import os
-import shutil
 import socket
 import subprocess
 import sys

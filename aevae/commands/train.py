@@ -30,7 +30,9 @@ def run(args: argparse.Namespace) -> int:
     tracking_uri = check_store(args.tracking_uri)  # before the data: nothing trains into a dead store
 
     from aevae import data
+    from aevae.training.runtime import pick_device
 
+    pick_device(cfg.device)  # a device this machine lacks fails before anything is created
     splits = data.load(cfg.dataset, args.data_dir, cfg.val_size, cfg.subset)
     # training and MLflow load only once the data is at hand: seconds saved on a failure
     from aevae.training.loop import train
