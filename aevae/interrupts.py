@@ -19,6 +19,8 @@ from typing import Iterator
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 QUIT_AFTER = 3  # signals; the third one exits without closing anything
+_deferring = 0  # depth of `deferred` blocks running now
+_pending: list[int] = []  # a stop that came inside one, raised when the outermost ends
 
 
 class Interrupted(KeyboardInterrupt):
@@ -48,6 +50,9 @@ def stop_on_signals(command: str) -> Iterator[None]:
     def handler(signum, frame):
         received.append(signum)
         if len(received) == 1:
+            if _deferring:
+                _pending.append(signum)
+                return
             raise Interrupted(signum)
         if len(received) >= QUIT_AFTER:
             print(f"aevae {command}: stopped at once; runs still RUNNING are closed as KILLED "
@@ -73,3 +78,17 @@ def stop_on_signals(command: str) -> Iterator[None]:
 def _handled(signum: int) -> bool:
     """A signal the process was started ignoring (nohup, a background job) stays ignored."""
     return signal.getsignal(signum) is not signal.SIG_IGN
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """A stop that comes inside the block is raised when the block ends, not in the middle:
+    for writes that must not be cut in half (Optuna's journal, under its file lock)."""
+    global _deferring
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+    if not _deferring and _pending:
+        raise Interrupted(_pending.pop())

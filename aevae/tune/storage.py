@@ -32,6 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from aevae.errors import AevaeError
 from aevae.folders import check_writable
+from aevae.interrupts import deferred
 from aevae.redact import redact
 from aevae.tracking import names
 from aevae.tracking.workers import BEATS_PER_GRACE, DEFAULT_GRACE_S, process_gone, this_process_started
@@ -77,6 +78,16 @@ def with_driver(url: str) -> str:
     return "postgresql+psycopg2://" + url.removeprefix(bare) if url.startswith(bare) else url
 
 
+class WholeWrites(JournalFileBackend):
+    """Optuna's journal file, whose appends a Ctrl-C cannot cut: one arriving during a write
+    (under the journal's lock file) is raised after it, so no half line and no stale lock is
+    left for the next process to trip over."""
+
+    def append_logs(self, logs) -> None:
+        with deferred():
+            super().append_logs(logs)
+
+
 def check_storage(storage: str | None = None) -> None:
     """The storage checked before anything is created: a journal path that is no folder and
     whose folder can be written (the file, and its folder, are made when a study is opened);
@@ -114,7 +125,7 @@ def open_storage(storage: str | None = None, *, grace_s: float = DEFAULT_GRACE_S
     try:
         if not is_url(target):
             Path(target).parent.mkdir(parents=True, exist_ok=True)
-            return JournalStorage(JournalFileBackend(target))
+            return JournalStorage(WholeWrites(target))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             reason = (f"its worker stopped beating for more than {grace_s:.0f} s (killed, or its "
