@@ -61,6 +61,8 @@ analysis = false
 lr = { low = 1e-4, high = 1e-2, log = true }
 """
 
+LONG_STUDY = TINY_STUDY.replace("epochs = 1", "epochs = 40").replace("subset = 256", "subset = 3000")
+
 
 @dataclass
 class Case:
@@ -230,6 +232,9 @@ def cases() -> list[Case]:
         q("study file whose study searches nothing", ["flat", "--studies-dir", "studies"],
           setup=lambda f: (mkdir("studies")(f), write("studies/flat.toml", TINY_STUDY.split("[space]")[0])(f))),
         q("--data-dir with no data (offline)", ["quick", "--studies-dir", studies, "--data-dir", "nothing"]),
+        q("Ctrl-C twice 0.3 s apart mid-trial", ["long", "--studies-dir", "studies", "--storage", "j.log"], "stop",
+          setup=lambda f: (mkdir("studies")(f), write("studies/long.toml", LONG_STUDY)(f)),
+          inject=when_training(1, ctrl_c_twice)),
         r("no store yet", ["smoke"]),
         r("--tracking-uri with a password, unreachable", ["smoke", "--tracking-uri", pw]),
         r("--tracking-uri garbage://x", ["smoke", "--tracking-uri", "garbage://x"]),
@@ -303,6 +308,9 @@ def build_store(folder: Path, env: dict[str, str]) -> Path:
 
 
 def main() -> None:
+    # A script started in the background ignores Ctrl-C, and so would every command it starts
+    # (aevae keeps a signal ignored that it was started ignoring): give them the terminal's.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default="", help="run only the cases whose input contains this text")
     args = parser.parse_args()

@@ -77,7 +77,13 @@ def start(args: list[str], cwd: Path, log: Path, *, data: bool = True, **env: st
     whole process group, as a terminal's Ctrl-C does); stdout to `log`, stderr to `log`.err."""
     return subprocess.Popen(command(args, data), cwd=cwd, env=environment(data, **env),
                             stdout=log.open("w"), stderr=Path(f"{log}.err").open("w"), text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_takes_ctrl_c)
+
+
+def _takes_ctrl_c() -> None:
+    """A test run in the background ignores Ctrl-C, and aevae keeps ignoring a signal it was
+    started ignoring; the command under test takes it as from a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def finish(process: subprocess.Popen, log: Path, started: float, timeout: float = 120) -> Result:
