@@ -110,7 +110,9 @@ def postgres_up(stack: Stack) -> None:
                 hba.write("host all all samenet scram-sha-256\n")
     if _postgres(stack, _bin("pg_ctl"), "-D", str(data), "status", check=False).returncode != 0:
         _postgres(stack, _bin("pg_ctl"), "-D", str(data), "-l", str(folder / "server.log"), "-w", "start",
-                  "-o", f"-h {stack.host} -p {stack.postgres_port} -k {folder}")
+                  # an MLflow server's workers and every Optuna worker (with its heartbeat thread)
+                  # each hold a pool of connections: PostgreSQL's default 100 ran out in a test
+                  "-o", f"-h {stack.host} -p {stack.postgres_port} -k {folder} -c max_connections=400")
     import psycopg2  # installed with aevae; the server must be up first
 
     connection = psycopg2.connect(stack.postgres_url("postgres"))

@@ -91,13 +91,13 @@ def test_the_report_shows_the_newest_version_or_the_one_asked_for(two_versions, 
     newest = build_report("lab", tmp_path / "newest")
     text = newest.path.read_text()
     assert text.startswith("# Results: `bench/lab`, version `v2`")
-    assert row_of(table(text, "## Headline"), model="AE")["recon MSE"] == "0.02050 ± 0.00071"
+    assert row_of(table(text, "## Results"), model="AE")["recon MSE"] == "0.02050 ± 0.00071"
     assert "the experiment also holds, oldest first: (unlabelled) (2 runs)" in text
 
     for asked in ("", "fedcb"):  # the unlabelled version; a commit the runs of v2 ran
         out = tmp_path / f"asked-{asked}"
         assert main(["report", "lab", "--label", asked, "--out", str(out)]) == 0
-        shown = row_of(table((out / "RESULTS.md").read_text(), "## Headline"), model="AE")
+        shown = row_of(table((out / "RESULTS.md").read_text(), "## Results"), model="AE")
         assert (shown["recon MSE"], shown["seeds"]) == (("0.01050 ± 0.00071", "2/2") if asked == "" else
                                                         ("0.02050 ± 0.00071", "2/2"))
     capsys.readouterr()
