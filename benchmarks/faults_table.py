@@ -1,9 +1,9 @@
 """Try aevae as a careless or hostile user would, and print what happened as a Markdown table.
 
 Each input runs the real command (`python -m aevae ...`) in a fresh folder: bad tracking
-stores, storages, folders, files and values across train, bench, tune and report; signals,
-a vanishing store and racing benches in the middle of real training; and legal but unusual
-inputs, which must run. Every row says the outcome, the exit status, the seconds (for an
+stores, storages, folders, files and values across train, bench, tune, report and compare;
+signals, a vanishing store and racing benches in the middle of real training; and legal but
+unusual inputs, which must run. Every row says the outcome, the exit status, the seconds (for an
 injected fault, from the fault to the command's last word) and what a failed command left
 behind; the counts at the end are what issue 10 asks to be zero.
 
@@ -243,6 +243,13 @@ def cases() -> list[Case]:
         r("--out ''", ["smoke", "--out", ""]),
         r("--out in /sys (not writable)", ["smoke", "--out", "/sys/aevae-report"]),
         r("unknown experiment", ["nosuch"], setup="store"),
+        Case("compare", "--tracking-uri with a password, unreachable", ["compare", "smoke", "--tracking-uri", pw],
+             "error"),
+        Case("compare", "--out naming a file", ["compare", "smoke", "--out", "taken"], "error",
+             setup=write("taken", "a file")),
+        Case("compare", "--alpha 2", ["compare", "smoke", "--alpha", "2"], "error"),
+        Case("compare", "--min-effect nan", ["compare", "smoke", "--min-effect", "nan"], "error"),
+        Case("compare", "a version that does not exist", ["compare", "smoke@nosuch"], "error", setup="store"),
         r("smoke, with --ui-url carrying a password (legal)", ["smoke", "--out", "report", "--ui-url", pw], "run",
           setup="store"),
     ]

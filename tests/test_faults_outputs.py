@@ -26,11 +26,12 @@ def test_a_results_folder_that_cannot_be_written_fails_before_any_training(tmp_p
     assert tree(tmp_path) == {"taken"}  # no store was created, so nothing trained
 
 
+@pytest.mark.parametrize("command,what", [("report", "the report folder"), ("compare", "the comparison's folder")])
 @pytest.mark.parametrize("where", ["file", "under a file"])
-def test_a_report_folder_that_cannot_be_written_fails_before_reading(tmp_path, a_file, where):
+def test_a_report_folder_that_cannot_be_written_fails_before_reading(tmp_path, a_file, where, command, what):
     folder = a_file if where == "file" else a_file / "report"
-    result = aevae(["report", "smoke", "--out", str(folder)], tmp_path)
-    assert_one_line_error(result, "report", "the report folder", "is a file", "--out")
+    result = aevae([command, "smoke", "--out", str(folder)], tmp_path)
+    assert_one_line_error(result, command, what, "is a file", "--out")
     assert tree(tmp_path) == {"taken"}
 
 

@@ -26,6 +26,7 @@ COMMANDS = {  # each command, as far as it goes before it needs the store
     "bench": ["bench", "smoke", *QUICK],
     "tune": ["tune", "quick", "--studies-dir", str(Path(__file__).resolve().parents[1] / "studies")],
     "report": ["report", "smoke"],
+    "compare": ["compare", "smoke"],
 }
 
 
