@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -186,7 +187,12 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     ):
         if name not in registry:
             raise unknown_name(kind, name, registry)
+    infinite = [f.name for f in dataclasses.fields(cfg)
+                if isinstance(getattr(cfg, f.name), float) and not math.isfinite(getattr(cfg, f.name))]
+    if infinite:
+        raise ConfigError(f"{infinite[0]} must be a finite number, got {getattr(cfg, infinite[0])}.")
     checks = [
+        (0 <= cfg.seed < 2**32, "seed must lie between 0 and 2**32 - 1"),
         (cfg.latent_dim is None or cfg.latent_dim >= 1, "latent_dim must be at least 1"),
         (cfg.hidden_dim >= 1, "hidden_dim must be at least 1"),
         (len(cfg.conv_channels) >= 1 and min(cfg.conv_channels) >= 1,

@@ -203,7 +203,7 @@ def test_a_grid_with_no_runs_yet_lists_every_cell_as_not_run(store_uri, tmp_path
     ("none", "there is no MLflow store at"),
     ("other", "no experiment 'lab' (nor grid 'bench/lab') in sqlite:///"),
     ("empty", "experiment 'bench/lab' has no runs yet: run `aevae bench lab`"),
-    ("scheme", "cannot read the MLflow store at nosuch://x ("),
+    ("scheme", "'nosuch://x' is no MLflow tracking URI (unknown scheme 'nosuch')"),
 ])
 def test_missing_store_experiment_or_runs_is_one_clear_line(setup, message, request, tmp_path, capsys):
     if setup in ("other", "empty"):

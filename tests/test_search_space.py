@@ -18,6 +18,7 @@ model = ["vae"]
 arch = ["conv"]
 dataset = ["mnist"]
 """
+SPACE = "[space]\nlr = { low = 1e-4, high = 1e-2, log = true }\n"
 
 
 def write(tmp_path, text: str, name: str = "s") -> Path:
@@ -91,7 +92,7 @@ def test_a_space_that_cannot_build_its_model_fails_before_any_trial(tmp_path):
 
 
 def test_unknown_study_lists_the_valid_names_and_a_set_of_many_asks_for_one(tmp_path):
-    folder = write(tmp_path, HEADER.replace('["vae"]', '["ae", "vae"]'))
+    folder = write(tmp_path, HEADER.replace('["vae"]', '["ae", "vae"]') + SPACE)
     with pytest.raises(ConfigError, match="unknown study name 'nope'; valid study names: s/ae/conv/mnist, s/vae/conv/mnist."):
         find_study("nope", folder)
     with pytest.raises(ConfigError, match="study set 's' holds 2 studies; name one: s/ae/conv/mnist, s/vae/conv/mnist."):

@@ -162,7 +162,7 @@ def test_a_trial_whose_pid_now_names_another_process_is_recovered_a_live_one_is_
 
 @pytest.mark.parametrize("url,shown", [
     ("postgresql://me:secret@127.0.0.1:1/optuna", "postgresql://me:***@127.0.0.1:1/optuna"),
-    ("postgresql://me:secret@127.0.0.1:port/optuna", "postgresql://..."),
+    ("postgresql://me:secret@127.0.0.1:port/optuna", "postgresql://me:***@127.0.0.1:port/optuna"),
     ("nosuchdb://host/db", "nosuchdb://host/db"),
 ])
 def test_bad_storage_url_is_one_clear_line(data_root, tiny, tmp_path, capsys, url, shown):

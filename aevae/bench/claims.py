@@ -53,7 +53,9 @@ from dataclasses import dataclass
 from aevae.tracking import names
 from aevae.tracking.records import RunRecord
 from aevae.tracking.runs import RunStore
-from aevae.tracking.workers import DEFAULT_GRACE_S, beat_age, beat_tags, on_this_host, worker_gone, worker_tags
+from aevae.tracking.workers import (
+    DEFAULT_GRACE_S, beat_age, beat_tags, on_this_host, this_worker, worker_gone, worker_tags,
+)
 
 LOOKS = 40  # rounds of step 1 before a cell whose claims never settle is reported busy
 BACKOFF_S = (0.05, 0.5)
@@ -99,6 +101,15 @@ def reap(store: RunStore, experiment_id: str, grace_s: float = DEFAULT_GRACE_S) 
             close_dead(store, run, reason)
             dead.append(run)
     return dead
+
+
+def close_mine(store: RunStore, experiment_id: str, reason: str) -> list[RunRecord]:
+    """Close as KILLED, with `reason`, every RUNNING run this process claimed (a stop that
+    came between claiming a cell and training it); return them."""
+    mine = store.find(experiment_id, status="RUNNING", tags={names.WORKER: this_worker()})
+    for run in mine:
+        store.end(run.run_id, "KILLED", reason)
+    return mine
 
 
 def close_task_runs(store: RunStore, experiment_id: str, tasks: set[str]) -> list[RunRecord]:

@@ -230,6 +230,21 @@ def expand(grid: Grid, tuned: TunedLookup | None = None) -> list[Cell]:
                     fields = {**fields, **rule.values}
             fields, study = _with_tuned(fields, combo, tuned)
             cells.append(_cell(grid, {**fields, **combo, "seed": seed}, study))
+    return _distinct(grid, cells)
+
+
+def _distinct(grid: Grid, cells: list[Cell]) -> list[Cell]:
+    """The cells, if the grid names something to compare and no two cells train the same
+    config (an axis value that only restates a default: latent_dim = [None, 20] on MNIST)."""
+    if not grid.axes:
+        raise ConfigError(f"{grid.path}: the grid has no [axes], so it names no cells; list at least one "
+                          f"axis, e.g. [axes] model = [\"vae\"] (one value runs one config at every seed).")
+    seen: dict[str, Cell] = {}
+    for cell in cells:
+        other = seen.setdefault(cell.config_hash, cell)
+        if other is not cell:
+            raise ConfigError(f"{grid.path}: two cells train the same config ({cell.key}, seed {cell.seed}) "
+                              f"once defaults are filled in; drop the axis value that restates another.")
     return cells
 
 

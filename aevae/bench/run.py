@@ -11,6 +11,7 @@ with the reason and the grid goes on; the exit status says whether any failed.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -21,16 +22,19 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from aevae.bench import claims, versions
-from aevae.bench.defaults import DEFAULT_GRID, RESULTS_DIR
+from aevae.bench.defaults import RESULTS_DIR
 from aevae.errors import ConfigError
-from aevae.bench.grid import Cell, Grid, expand, load_grid, select
+from aevae.folders import FolderError
+from aevae.redact import redact
+from aevae.bench.grid import Cell, Grid, expand, select
 from aevae.bench.outcomes import Outcome, GridSummary
 from aevae.bench.runner import BenchContext, run_pool, run_serial, threads_per_worker
 from aevae.data import data_root
 from aevae.executors import ExecutorOptions, ray_door
-from aevae.tracking import absolute_uri, names
+from aevae.tracking import absolute_uri, failure_reason, names
+from aevae.tracking.checks import StoreLost
 from aevae.tracking.runs import EXPERIMENT_TAG_CHARS, RunStore
-from aevae.tracking.workers import DEFAULT_GRACE_S
+from aevae.tracking.workers import DEFAULT_GRACE_S, this_worker
 
 
 class Progress:
@@ -44,7 +48,7 @@ class Progress:
 
     def __call__(self, outcome: Outcome) -> None:
         self.outcomes.append(outcome)
-        if outcome.status == "not run":  # queued when Ctrl-C came: the table lists them
+        if outcome.status == "not run":  # queued when the grid stopped: the table lists them
             return
         self.bar.write(outcome.line(reason_seen=outcome.reason in self.reasons))
         if outcome.detail and outcome.reason not in self.reasons:
@@ -67,21 +71,21 @@ def tuned_lookup(storage: str | None, missing: list[str]):
     return lookup
 
 
-def describe(store: RunStore, experiment_id: str, grid: Grid, cells: list[Cell], version: str) -> None:
+def grid_tags(grid: Grid, cells: list[Cell], version: str) -> dict[str, str]:
     """Experiment tags that tell the report which cells the version expects and what the
-    axes are."""
+    axes are; checked before the experiment is created."""
     expected = json.dumps([{"cell": c.key, "seed": c.seed, "config_hash": c.config_hash} for c in cells])
     if len(expected) > EXPERIMENT_TAG_CHARS:
-        raise ConfigError(f"grid '{grid.name}' has {len(cells)} cells, too many to list in one "
+        raise ConfigError(f"{grid.path}: the grid has {len(cells)} cells, too many to list in one "
                           f"MLflow experiment tag: split it into smaller grid files.")
     tags = {names.versioned(names.GRID_CELLS, version): expected,
             names.versioned(names.GRID_AXES, version): json.dumps(grid.axes_json())}
     if grid.description:
         tags[names.NOTE] = grid.description
-    store.set_experiment_tags(experiment_id, tags)
+    return tags
 
 
-def run_grid(ref: str = DEFAULT_GRID, *, only: list[str] = (), force: bool = False, workers: int = 1,
+def run_grid(grid: Grid, *, only: list[str] = (), force: bool = False, workers: int = 1,
              tuned: bool = False, storage: str | None = None, data_dir: str | None = None,
              tracking_uri: str | None = None, log_artifacts: bool = True,
              results_dir: str = RESULTS_DIR, label: str | None = None,
@@ -91,7 +95,11 @@ def run_grid(ref: str = DEFAULT_GRID, *, only: list[str] = (), force: bool = Fal
     given) as version `label` (default: versions.default_label()), skipping the version's
     finished ones unless `force`; print a line per cell and the summary; write the summary
     CSV; return the summary. Cells run in this process, in `workers` local processes, or as
-    tasks on a Ray cluster."""
+    tasks on a Ray cluster.
+
+    The caller checks the grid, the results folder and the store first (`aevae bench` does,
+    before torch loads); a stop (Ctrl-C, kill, a lost store) still prints the table, with
+    each cell's run as it ended."""
     started = time.perf_counter()
     if workers < 1:
         raise ConfigError("--workers must be at least 1.")
@@ -99,12 +107,12 @@ def run_grid(ref: str = DEFAULT_GRID, *, only: list[str] = (), force: bool = Fal
         raise ConfigError("--workers N sets the local processes; on Ray the cluster's CPUs and GPUs decide how "
                           "many cells run at once (see --cpus-per-cell, --gpus-per-cell).")
     version = versions.check_label(versions.default_label() if label is None else label)
-    grid = load_grid(ref)
     if seeds is not None:
         grid = dataclasses.replace(grid, seeds=check_seeds(seeds))
     untuned: list[str] = []
     cells = expand(grid, tuned_lookup(storage, untuned) if tuned else None)
     selected = select(cells, list(only))
+    tags = grid_tags(grid, cells, version)
     store = RunStore(tracking_uri)
     cluster = ray_door(executor.ray_address).RayCluster(executor) if executor.executor == "ray" else None
     try:
@@ -113,7 +121,7 @@ def run_grid(ref: str = DEFAULT_GRID, *, only: list[str] = (), force: bool = Fal
             # every node reads the same absolute paths, whatever its working folder
             store = RunStore(absolute_uri(store.tracking_uri))
             data_dir = os.path.abspath(data_root(data_dir))
-        ctx = open_experiment(store, grid, cells, data_dir, log_artifacts, force, version, grace_s,
+        ctx = open_experiment(store, grid, tags, data_dir, log_artifacts, force, version, grace_s,
                               system_metrics)
         return _run(grid, cells, selected, ctx, store, workers, cluster, untuned, started, results_dir, force)
     finally:
@@ -129,27 +137,82 @@ def _run(grid: Grid, cells: list[Cell], selected: list[Cell], ctx: BenchContext,
     todo = [c for c in selected if c.config_hash not in finished]
     print(f"grid {grid.name}, version {ctx.version or '(unlabelled)'}: {len(selected)} of {len(cells)} cells "
           f"selected, {len(skipped)} finished earlier, {len(todo)} to run; MLflow experiment "
-          f"'{ctx.experiment}' at {store.tracking_uri}")
+          f"'{ctx.experiment}' at {redact(store.tracking_uri)}")
     for name in untuned:
         print(f"no tuned study for {name}: its cells use the grid's settings")
     progress = Progress(len(selected), len(skipped), grid.name)
+    csv_path = Path(results_dir) / grid.name / "summary.csv"
     try:
-        if cluster is not None and todo:
-            progress.bar.write(cluster.describe())
-            cluster.run_cells(todo, ctx, progress)
-        elif workers == 1 or len(todo) <= 1:
-            run_serial(todo, ctx, progress)
-        else:
-            workers = min(workers, len(todo))
-            progress.bar.write(f"{workers} worker processes, {threads_per_worker(workers)} torch threads each")
-            run_pool(todo, ctx, workers, progress)
-    except KeyboardInterrupt:
+        run_cells(todo, ctx, workers, cluster, stop_if_lost(store, progress))
+    except (KeyboardInterrupt, StoreLost) as exc:
         progress.bar.close()
-        write_summary(grid, selected, skipped + progress.outcomes, started, results_dir)
+        outcomes = skipped + progress.outcomes
+        if not isinstance(exc, StoreLost):  # a lost store can no longer be asked
+            outcomes = settle(store, ctx, selected, outcomes, failure_reason(exc))
+        summary = summarize(grid, selected, outcomes, started)
+        with contextlib.suppress(FolderError):  # the stop is what the command reports
+            save(summary, csv_path)
         raise
     progress.bar.close()
     claims.reap(store, ctx.experiment_id, ctx.grace_s)  # a worker process that died mid-cell
-    return write_summary(grid, selected, skipped + progress.outcomes, started, results_dir)
+    return save(summarize(grid, selected, skipped + progress.outcomes, started), csv_path)
+
+
+def run_cells(todo: list[Cell], ctx: BenchContext, workers: int, cluster, report) -> None:
+    if cluster is not None and todo:
+        tqdm.write(cluster.describe())
+        cluster.run_cells(todo, ctx, report)
+    elif workers == 1 or len(todo) <= 1:
+        run_serial(todo, ctx, report)
+    else:
+        workers = min(workers, len(todo))
+        tqdm.write(f"{workers} worker processes, {threads_per_worker(workers)} torch threads each")
+        run_pool(todo, ctx, workers, report)
+
+
+def stop_if_lost(store: RunStore, progress: Progress):
+    """The per-cell report: a failed cell whose store has gone away stops the grid (every
+    later cell would fail the same way), with one sentence instead of a cascade."""
+
+    def report(outcome: Outcome) -> None:
+        why = store.lost() if outcome.status == "failed" else None
+        if why is None:
+            progress(outcome)
+            return
+        progress(dataclasses.replace(outcome, detail="", reason=f"StoreLost: {why}"))
+        raise StoreLost(f"the MLflow store {redact(store.tracking_uri)} went away during the grid "
+                        f"({why}), so the grid stopped: bring the store back, or point --tracking-uri "
+                        f"at another, and run the grid again to resume it.")
+
+    return report
+
+
+def settle(store: RunStore, ctx: BenchContext, selected: list[Cell], outcomes: list[Outcome],
+           reason: str) -> list[Outcome]:
+    """After a stop: close as KILLED the runs this process claimed and those of its workers
+    that died, then give each cell this bench touched the state its run ended in, so the
+    table says KILLED (interrupted), FAILED or FINISHED, never "not run" for a run that began."""
+    claims.close_mine(store, ctx.experiment_id, reason)
+    claims.reap(store, ctx.experiment_id, ctx.grace_s)
+    ours = {run.tags.get(names.CONFIG_HASH): run
+            for run in store.find(ctx.experiment_id, tags={names.BENCH_INVOCATION: ctx.invocation})}
+    by_cell = {o.cell: o for o in outcomes}
+    for cell in selected:
+        run, known = ours.get(cell.config_hash), by_cell.get(cell)
+        if run is None or (known is not None and known.status in ("done", "skipped", "busy")):
+            continue
+        if known is not None and known.status == "failed" and run.status == "FAILED":
+            continue  # the worker's own account, with its detail
+        by_cell[cell] = as_ended(cell, run)
+    return list(by_cell.values())
+
+
+def as_ended(cell: Cell, run) -> Outcome:
+    """A cell's outcome read from its run's final state."""
+    if run.status == "FINISHED":
+        return Outcome.from_run(cell, "done", run)
+    status = "failed" if run.status == "FAILED" else "interrupted"
+    return Outcome(cell, status, run_id=run.run_id, reason=run.tags.get(names.FAILURE_REASON, run.status))
 
 
 def check_seeds(seeds: tuple[int, ...]) -> tuple[int, ...]:
@@ -158,34 +221,44 @@ def check_seeds(seeds: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(seeds)
 
 
-def open_experiment(store: RunStore, grid: Grid, cells: list[Cell], data_dir: str | None,
+def open_experiment(store: RunStore, grid: Grid, tags: dict[str, str], data_dir: str | None,
                     log_artifacts: bool, force: bool, version: str = "",
                     grace_s: float = DEFAULT_GRACE_S, system_metrics: bool = True) -> BenchContext:
-    """The grid's experiment, described, with the runs of dead workers closed."""
+    """The grid's experiment, described by `tags`, with the runs of dead workers closed."""
     experiment = names.bench_experiment(grid.name)
     experiment_id = store.experiment(experiment)
-    describe(store, experiment_id, grid, cells, version)
+    store.set_experiment_tags(experiment_id, tags)
     closed = claims.reap(store, experiment_id, grace_s)
     if closed:
         print(f"closed {len(closed)} run(s) left RUNNING by dead workers: "
               + ", ".join(r.name for r in closed))
     # with --force, only runs finished from now on count as done
-    since_ms = int(time.time() * 1000) if force else 0
-    return BenchContext(experiment, experiment_id, store.tracking_uri, data_dir, log_artifacts, since_ms,
-                        version, grace_s, system_metrics)
+    now_ms = int(time.time() * 1000)
+    return BenchContext(experiment, experiment_id, store.tracking_uri, data_dir, log_artifacts,
+                        now_ms if force else 0, version, grace_s, system_metrics, f"{this_worker()}:{now_ms}")
 
 
-def write_summary(grid: Grid, selected: list[Cell], outcomes: list[Outcome], started: float,
-            results_dir: str) -> GridSummary:
+def summarize(grid: Grid, selected: list[Cell], outcomes: list[Outcome], started: float) -> GridSummary:
+    """The summary, in the grid's cell order, and printed: the table first, so a CSV that
+    cannot be written never takes the record of the runs with it."""
     by_cell = {o.cell: o for o in outcomes}
     ordered = [by_cell.get(c) or Outcome(c, "not run") for c in selected]
     summary = GridSummary(grid.name, ordered, time.perf_counter() - started)
-    path = Path(results_dir) / grid.name / "summary.csv"
-    summary.write_csv(path)
     print()
     print(summary.table())
     for line in summary.failures():
         print(line)
     print(summary.footer())
+    return summary
+
+
+def save(summary: GridSummary, path: Path) -> GridSummary:
+    """Write the summary's CSV; a folder that went away or filled up is one sentence."""
+    try:
+        summary.write_csv(path)
+    except OSError as exc:
+        raise FolderError(f"cannot write {path} ({exc.strerror or type(exc).__name__}); the table above "
+                          f"and the runs in MLflow hold the results (`aevae report {summary.grid}` reads "
+                          f"them): free the folder or give another with --results-dir.") from None
     print(f"table written to {path}")
     return summary

@@ -7,11 +7,12 @@ carries the reason (and a traceback when the failure looks like a bug) to the gr
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, as_completed, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -22,7 +23,9 @@ import torch
 from aevae.bench import claims
 from aevae.config import to_dict
 from aevae.data.cache import DataCache
-from aevae.errors import AevaeError
+from aevae.errors import AevaeError, debugging
+from aevae.interrupts import Interrupted
+from aevae.redact import redact
 from aevae.bench.grid import Cell
 from aevae.bench.outcomes import Outcome
 from aevae.training.runtime import git_state
@@ -34,6 +37,7 @@ from aevae.tracking.workers import DEFAULT_GRACE_S, beat_interval
 from aevae.training.loop import run_tags, train
 
 EXPECTED_FAILURES = (AevaeError, MemoryError, torch.OutOfMemoryError)  # one line, no traceback
+STOP_WAIT_S = 60  # seconds stopped workers get to close their cells' runs before they are killed
 OnOutcome = Callable[[Outcome], None]
 
 
@@ -50,6 +54,7 @@ class BenchContext:
     version: str = ""  # the label of the grid's version these runs belong to (bench/versions.py)
     grace_s: float = DEFAULT_GRACE_S  # a claim whose worker has not beaten for this long is dead
     system_metrics: bool = True  # MLflow's system/* metrics while each cell trains
+    invocation: str = ""  # this bench command, tagged on every run it claims (names.BENCH_INVOCATION)
 
 
 def bench_tags(cell: Cell, version: str = "") -> dict[str, str]:
@@ -63,24 +68,24 @@ def bench_tags(cell: Cell, version: str = "") -> dict[str, str]:
 
 def run_cell(cell: Cell, ctx: BenchContext, cache: DataCache, task: str | None = None) -> Outcome:
     """Claim one cell and train it into the claimed run, beating for the run meanwhile;
-    never raises for a failed cell. `task`: the executor's id of this cell's task, the same
-    on every retry (see aevae.bench.claims)."""
-    store = RunStore(ctx.tracking_uri)
-    commit, dirty = git_state()
-    # torch_threads: timings of cells run by N workers read differently from serial ones
-    tags = {**run_tags(cell.config), **bench_tags(cell, ctx.version), names.GIT_COMMIT: commit,
-            names.GIT_DIRTY: str(dirty).lower(), names.TORCH_THREADS: str(torch.get_num_threads())}
-    got = claims.claim(store, ctx.experiment_id, cell.grid, cell.config_hash, cell.run_name, tags,
-                       ctx.since_ms, grace_s=ctx.grace_s, task=task)
-    if got.status == "finished":
-        return Outcome.from_run(cell, "skipped", got.run)
-    if got.status == "busy" and got.run is None:
-        return Outcome(cell, "busy", reason="other workers' claims on it kept colliding; run the grid again")
-    if got.status == "busy":
-        worker = got.run.tags.get(names.WORKER, "?")
-        return Outcome(cell, "busy", reason=f"claimed by worker {worker}, which is still running it")
-    run_id = got.run.run_id
+    never raises for a failed cell (a store that fails mid-cell included: the grid decides
+    whether it was lost). `task`: the executor's id of this cell's task, the same on every
+    retry (see aevae.bench.claims)."""
+    run_id = ""
+    store = None
     try:
+        store = RunStore(ctx.tracking_uri)
+        commit, dirty = git_state()
+        # torch_threads: timings of cells run by N workers read differently from serial ones
+        tags = {**run_tags(cell.config), **bench_tags(cell, ctx.version), names.GIT_COMMIT: commit,
+                names.GIT_DIRTY: str(dirty).lower(), names.TORCH_THREADS: str(torch.get_num_threads())}
+        if ctx.invocation:
+            tags[names.BENCH_INVOCATION] = ctx.invocation
+        got = claims.claim(store, ctx.experiment_id, cell.grid, cell.config_hash, cell.run_name, tags,
+                           ctx.since_ms, grace_s=ctx.grace_s, task=task)
+        if got.status != "won":
+            return claimed_elsewhere(cell, got)
+        run_id = got.run.run_id
         with Heartbeat(ctx.tracking_uri, run_id, beat_interval(ctx.grace_s)):
             # params first, so a cell that fails before training still shows its whole config
             store.log_params(run_id, to_dict(cell.config))
@@ -89,21 +94,43 @@ def run_cell(cell: Cell, ctx: BenchContext, cache: DataCache, task: str | None =
                                     entry_point=names.ENTRY_BENCH, system_metrics=ctx.system_metrics)
             train(cell.config, splits, tracker, tags=bench_tags(cell, ctx.version), run_name=cell.run_name,
                   log_artifacts=ctx.log_artifacts)
+        finished = store.get(run_id)  # with every test metric, the per-run analysis' too
+        claims.retire_older(store, ctx.experiment_id, cell.grid, finished)
     except BaseException as exc:
         # training ends its run itself; a failure before it started leaves the run to end here
-        store.end(run_id, end_status(exc), failure_reason(exc), if_running=True)
+        if run_id:
+            with contextlib.suppress(Exception):  # a store that fails too: the grid checks it
+                store.end(run_id, end_status(exc), failure_reason(exc), if_running=True)
         if not isinstance(exc, Exception):
             raise
-        detail = "" if isinstance(exc, EXPECTED_FAILURES) else traceback.format_exc()
-        return Outcome(cell, "failed", run_id=run_id, reason=failure_reason(exc), detail=detail)
-    finished = store.get(run_id)  # with every test metric, the per-run analysis' too
-    claims.retire_older(store, ctx.experiment_id, cell.grid, finished)
+        return Outcome(cell, "failed", run_id=run_id, reason=failure_reason(exc), detail=bug_detail(exc))
     return Outcome.from_run(cell, "done", finished)
 
 
+def claimed_elsewhere(cell: Cell, got: claims.Claim) -> Outcome:
+    """The outcome of a cell another worker finished or holds."""
+    if got.status == "finished":
+        return Outcome.from_run(cell, "skipped", got.run)
+    if got.run is None:
+        return Outcome(cell, "busy", reason="other workers' claims on it kept colliding; run the grid again")
+    worker = got.run.tags.get(names.WORKER, "?")
+    return Outcome(cell, "busy", reason=f"claimed by worker {worker}, which is still running it")
+
+
+def bug_detail(exc: Exception) -> str:
+    """The traceback of a failure that looks like a bug, shown with --debug (AEVAE_DEBUG=1);
+    otherwise a pointer to it. Expected failures (a diverging loss, missing data, no memory)
+    have no detail: their reason says it all."""
+    if isinstance(exc, EXPECTED_FAILURES):
+        return ""
+    if debugging():
+        return redact(traceback.format_exc())
+    return "  (an unexpected error: rerun with --debug or AEVAE_DEBUG=1 for its traceback)"
+
+
 _worker_cache: DataCache | None = None
-_worker_sigint = signal.default_int_handler  # what Ctrl-C does during a cell
-_worker_stopping = False
+_worker_signals: tuple[int, ...] = ()  # what stops a worker: SIGTERM, and SIGINT unless ignored
+_worker_stopping = False  # set by the first stop signal: no other cell starts in this worker
 
 
 class _NotATerminal:
@@ -121,31 +148,51 @@ class _NotATerminal:
 
 
 def _init_worker(threads: int) -> None:
-    global _worker_cache, _worker_sigint
-    # An idle worker ignores Ctrl-C (dying there would break the pool); a worker in the
-    # middle of a cell takes it, in _run_in_worker, and ends the cell's run KILLED, unless
-    # the bench itself was started ignoring it (a background job, nohup).
-    _worker_sigint = signal.getsignal(signal.SIGINT)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    global _worker_cache, _worker_signals
+    # A worker takes the terminal's Ctrl-C and the SIGTERM the bench sends when it stops,
+    # unless the bench was started ignoring Ctrl-C (nohup, a background job). Idle, a stop
+    # signal is only noted (dying there would break the pool); in a cell, see _run_in_worker.
+    _worker_signals = tuple(s for s in (signal.SIGINT, signal.SIGTERM)
+                            if signal.getsignal(s) is not signal.SIG_IGN)
+    _on_stop_signals(_note_stop)
     torch.set_num_threads(threads)
     sys.stderr = _NotATerminal(sys.stderr)
     _worker_cache = DataCache()
 
 
-def _run_in_worker(cell: Cell, ctx: BenchContext) -> Outcome:
-    """Ctrl-C stops the cell in progress (its run ends KILLED), and the cells this worker
-    had already queued are not started."""
+def _on_stop_signals(handler) -> None:
+    for signum in _worker_signals:
+        signal.signal(signum, handler)
+
+
+def _note_stop(signum, frame) -> None:
     global _worker_stopping
-    if _worker_stopping:
-        return Outcome(cell, "not run")
-    signal.signal(signal.SIGINT, _worker_sigint)
+    _worker_stopping = True
+
+
+def _stop_cell(signum, frame) -> None:
+    """The first stop signal in a cell raises there; later ones are only noted, so they
+    cannot break the closing of the cell's run."""
+    _note_stop(signum, frame)
+    _on_stop_signals(_note_stop)
+    raise Interrupted(signum)
+
+
+def _run_in_worker(cell: Cell, ctx: BenchContext) -> Outcome:
+    """A stop signal (the terminal's Ctrl-C, or the SIGTERM the bench sends) stops the cell
+    in progress, whose run ends KILLED, and no later cell starts in this worker. The handler
+    is set before the flag is read, so a stop can never fall unseen between the two."""
+    started = False
     try:
+        _on_stop_signals(_stop_cell)
+        if _worker_stopping:
+            return Outcome(cell, "not run")
+        started = True
         return run_cell(cell, ctx, _worker_cache)
-    except KeyboardInterrupt:
-        _worker_stopping = True
-        return Outcome(cell, "interrupted")
+    except KeyboardInterrupt as exc:
+        return Outcome(cell, "interrupted" if started else "not run", reason=failure_reason(exc))
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _on_stop_signals(_note_stop)
 
 
 def threads_per_worker(workers: int) -> int:
@@ -159,30 +206,54 @@ def run_serial(cells: list[Cell], ctx: BenchContext, report: OnOutcome) -> None:
     for cell in cells:
         try:
             outcome = run_cell(cell, ctx, cache)
-        except KeyboardInterrupt:
-            report(Outcome(cell, "interrupted"))
+        except KeyboardInterrupt as exc:
+            report(Outcome(cell, "interrupted", reason=failure_reason(exc)))
             raise
         report(outcome)
 
 
 def run_pool(cells: list[Cell], ctx: BenchContext, workers: int, report: OnOutcome) -> None:
     """Cells in `workers` spawned processes, each with its share of the cores (torch
-    otherwise starts one thread per core in every process, and N workers oversubscribe)."""
+    otherwise starts one thread per core in every process, and N workers oversubscribe).
+    `report` may raise to stop the grid (a lost store); so may a signal: then every worker
+    is stopped as `stop_pool` says before the exception goes on."""
     pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
                                initargs=(threads_per_worker(workers),))
     futures = {pool.submit(_run_in_worker, cell, ctx): cell for cell in cells}
+    waiting = set(futures)
     try:
         for future in as_completed(futures):
+            waiting.discard(future)
             report(_result(future, futures[future]))
-    except KeyboardInterrupt:
-        pool.shutdown(wait=True, cancel_futures=True)  # cells in progress end KILLED first
-        for future, cell in futures.items():
-            if future.done() and not future.cancelled():
-                report(_result(future, cell))
+    except BaseException:
+        stop_pool(pool, {f: futures[f] for f in waiting}, report)
         raise
     # Every cell has reported; a worker's interpreter takes seconds to tear torch and MLflow
     # down, which need not hold up the summary (the pool still joins them before exit).
     pool.shutdown(wait=False)
+
+
+def stop_pool(pool: ProcessPoolExecutor, waiting: dict, report: OnOutcome) -> None:
+    """Stop the grid's workers: queued cells are cancelled, each worker gets SIGTERM (its
+    cell in progress ends its run KILLED, and it starts no other), and what the workers say
+    within STOP_WAIT_S is reported. Workers that have not answered by then are killed; the
+    bench closes their runs as a dead worker's (claims.reap)."""
+    for future in waiting:
+        future.cancel()
+    processes = list(getattr(pool, "_processes", {}).values())  # the pool's own workers
+    for process in processes:
+        with contextlib.suppress(OSError):
+            os.kill(process.pid, signal.SIGTERM)
+    done, not_done = wait(waiting, timeout=STOP_WAIT_S)
+    for future in done:
+        if not future.cancelled():
+            with contextlib.suppress(Exception):  # the grid is stopping already
+                report(_result(future, waiting[future]))
+    if not_done:
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _result(future, cell: Cell) -> Outcome:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from aevae.bench.defaults import DEFAULT_GRID, RESULTS_DIR
-from aevae.commands.options import add_executor_options, add_store_options, executor_from_args
+from aevae.commands.options import add_executor_options, add_store_options, check_data_dir, executor_from_args
+from aevae.errors import ConfigError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -54,12 +56,28 @@ def seed_list(text: str) -> tuple[int, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
+    # What can be checked is checked before torch and MLflow load, and before the store is
+    # touched: the values, the grid file, the results folder, the store.
+    from aevae.bench.grid import expand, load_grid
+    from aevae.folders import check_writable
+    from aevae.tracking.checks import check_store
+
+    if args.workers < 1:
+        raise ConfigError("--workers must be at least 1.")
+    if not args.results_dir.strip():
+        raise ConfigError(f"--results-dir is empty; give a folder, or leave the option out for {RESULTS_DIR}.")
+    executor, grace_s = executor_from_args(args)
+    check_data_dir(args)
+    grid = load_grid(args.grid)
+    expand(grid)  # every cell checked, and that the grid means something (tuned values come later)
+    check_writable(Path(args.results_dir) / grid.name, "the results folder", "--results-dir")
+    tracking_uri = check_store(args.tracking_uri)
+
     from aevae.bench.run import run_grid
 
-    executor, grace_s = executor_from_args(args)
-    summary = run_grid(args.grid, only=args.only, force=args.force, workers=args.workers,
+    summary = run_grid(grid, only=args.only, force=args.force, workers=args.workers,
                        tuned=args.tuned, storage=args.storage, data_dir=args.data_dir,
-                       tracking_uri=args.tracking_uri, log_artifacts=not args.no_artifacts,
+                       tracking_uri=tracking_uri, log_artifacts=not args.no_artifacts,
                        results_dir=args.results_dir, label=args.label, seeds=args.seeds,
                        executor=executor, grace_s=grace_s, system_metrics=not args.no_system_metrics)
     return summary.exit_status

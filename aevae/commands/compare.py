@@ -38,16 +38,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from aevae.errors import ConfigError
+    from aevae.folders import check_writable
+    from aevae.tracking.checks import check_store
+
+    if not 0 < args.alpha < 1:
+        raise ConfigError("--alpha must lie strictly between 0 and 1, e.g. 0.05.")
+    if not args.min_effect >= 0:  # nan too
+        raise ConfigError("--min-effect must be 0 or a positive percentage, e.g. 1 for 1%.")
+    # the folder and the store before SciPy and pandas load
+    if args.out is not None:
+        check_writable(args.out, "the comparison's folder", "--out")
+    check_store(args.tracking_uri, write=False)
+
     from aevae.compare.comparison import compare
     from aevae.compare.markdown import regression_lines
     from aevae.compare.run import write
     from aevae.compare.stats import Rule
-    from aevae.errors import ConfigError
 
-    if not 0 < args.alpha < 1:
-        raise ConfigError("--alpha must lie strictly between 0 and 1, e.g. 0.05.")
-    if args.min_effect < 0:
-        raise ConfigError("--min-effect must be 0 or a positive percentage, e.g. 1 for 1%.")
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip()) if args.metrics else HEADLINE
     rule = Rule(args.alpha, args.min_effect / 100, args.holm)
     comparison = compare(args.first, args.second, args.tracking_uri, rule, metrics)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from aevae.config import FIELDS, TrainConfig, field_type, validate, with_overrides
+from aevae.errors import ConfigError
 from aevae.tracking import DEFAULT_TRACKING_URI
 
 
@@ -60,7 +61,6 @@ def add_executor_options(parser: argparse.ArgumentParser, unit: str) -> None:
 
 def executor_from_args(args: argparse.Namespace):
     """The checked ExecutorOptions and the heartbeat grace the options describe."""
-    from aevae.errors import ConfigError
     from aevae.executors.options import ExecutorOptions
     from aevae.tracking.workers import BEATS_PER_GRACE
 
@@ -68,3 +68,10 @@ def executor_from_args(args: argparse.Namespace):
         raise ConfigError(f"--heartbeat-grace must be at least {BEATS_PER_GRACE} seconds (one beat a second).")
     options = ExecutorOptions(args.executor, args.ray_address, args.cpus_per_cell, args.gpus_per_cell)
     return options.check(), args.heartbeat_grace
+
+
+def check_data_dir(args: argparse.Namespace) -> None:
+    """An empty --data-dir would silently mean the default."""
+    if args.data_dir is not None and not args.data_dir.strip():
+        raise ConfigError("--data-dir is empty; give the folder that holds the datasets, or leave "
+                          "the option out for $AEVAE_DATA_DIR, else ./data.")

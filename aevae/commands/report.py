@@ -27,6 +27,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # the folder and the store first: the report's libraries take seconds to load
+    from aevae.folders import check_writable
+    from aevae.tracking.checks import check_store
+
+    if args.out is not None:
+        check_writable(args.out, "the report folder", "--out")
+    check_store(args.tracking_uri, write=False)
+
     from aevae.report import build_report
 
     report = build_report(args.target, args.out, args.tracking_uri, args.ui_url,

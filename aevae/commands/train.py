@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from aevae.commands.options import add_config_options, add_store_options, config_from_args
+from aevae.commands.options import add_config_options, add_store_options, check_data_dir, config_from_args
+from aevae.errors import ConfigError
+from aevae.redact import redact
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -19,18 +21,29 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from aevae.tracking.checks import check_store
+
+    if not args.experiment.strip():
+        raise ConfigError("--experiment is empty; name the MLflow experiment, e.g. --experiment aevae.")
+    check_data_dir(args)
+    cfg = config_from_args(args)
+    tracking_uri = check_store(args.tracking_uri)  # before the data: nothing trains into a dead store
+
     from aevae import data
+    from aevae.training.runtime import pick_device
+
+    pick_device(cfg.device)  # a device this machine lacks fails before anything is created
+    splits = data.load(cfg.dataset, args.data_dir, cfg.val_size, cfg.subset)
+    # training and MLflow load only once the data is at hand: seconds saved on a failure
     from aevae.training.loop import train
     from aevae.tracking import names
     from aevae.tracking.mlflow_tracker import MlflowTracker
 
-    cfg = config_from_args(args)
-    splits = data.load(cfg.dataset, args.data_dir, cfg.val_size, cfg.subset)
-    tracker = MlflowTracker(args.tracking_uri, args.experiment, entry_point=names.ENTRY_TRAIN,
+    tracker = MlflowTracker(tracking_uri, args.experiment, entry_point=names.ENTRY_TRAIN,
                             system_metrics=not args.no_system_metrics)
     result = train(cfg, splits, tracker, log_artifacts=not args.no_artifacts)
     per_epoch = sum(row["epoch_seconds"] for row in result.history) / len(result.history)
-    print(f"run {result.run_id} in experiment '{args.experiment}' ({tracker.tracking_uri}), "
+    print(f"run {result.run_id} in experiment '{args.experiment}' ({redact(tracker.tracking_uri)}), "
           f"{result.seconds:.1f} s, {per_epoch:.1f} s/epoch of training")
     print("test: " + ", ".join(f"{k}={v:.4g}" for k, v in result.test.items()))
     return 0

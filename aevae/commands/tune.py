@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import signal
+import math
 
-from aevae.commands.options import add_executor_options, add_store_options, executor_from_args
+from aevae.commands.options import add_executor_options, add_store_options, check_data_dir, executor_from_args
 from aevae.errors import ConfigError
+from aevae.redact import redact
 from aevae.tune.defaults import DEFAULT_STORAGE, DEFAULT_STUDIES_DIR, PRUNER_NAMES
 
 
@@ -36,33 +37,43 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_executor_options(parser, "worker")
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+def check_values(args: argparse.Namespace) -> None:
+    """Values no study can run with, rejected before anything is read or created."""
+    if args.trials is not None and args.trials < 1:
+        raise ConfigError("--trials must be at least 1.")
+    if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise ConfigError(f"--timeout must be a positive number of seconds, got {args.timeout}; leave it "
+                          f"out to run until the study holds its trials.")
+    if args.seed is not None and not 0 <= args.seed < 2**32:
+        raise ConfigError(f"--seed must lie between 0 and 2**32 - 1, got {args.seed}.")
+    if not args.studies_dir.strip():
+        raise ConfigError("--studies-dir is empty; give the folder of the study files (default studies).")
 
 
 def run(args: argparse.Namespace) -> int:
-    from aevae.tune.space import find_study
-    from aevae.tune.storage import describe_storage
-    from aevae.tracking import default_tracking_uri
-    from aevae.tune.study import run_study
+    from aevae.tracking.checks import check_store
 
-    if args.trials is not None and args.trials < 1:
-        raise ConfigError("--trials must be at least 1.")
+    check_values(args)
     executor, grace_s = executor_from_args(args)
+    check_data_dir(args)
+    tracking_uri = check_store(args.tracking_uri)
+
+    from aevae.tune.space import find_study
+
     spec = find_study(args.study, args.studies_dir)
-    # `kill` ends the process the way Ctrl-C does: the running trial is failed and its MLflow
-    # run ends KILLED, instead of both staying RUNNING.
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        summary = run_study(spec, storage=args.storage, tracking_uri=args.tracking_uri,
-                            data_dir=args.data_dir, trials=args.trials, timeout=args.timeout,
-                            pruner=args.pruner, seed=args.seed, workers=args.workers, executor=executor,
-                            grace_s=grace_s)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+
+    from aevae.tune.storage import check_storage, describe_storage
+
+    check_storage(args.storage)
+
+    from aevae.tune.study import run_study  # torch, training and MLflow
+
+    summary = run_study(spec, storage=args.storage, tracking_uri=tracking_uri, data_dir=args.data_dir,
+                        trials=args.trials, timeout=args.timeout, pruner=args.pruner, seed=args.seed,
+                        workers=args.workers, executor=executor, grace_s=grace_s)
     print("\n".join(summary.lines()))
     print(f"Optuna storage: {describe_storage(args.storage)} (make dashboard)")
     if summary.parent_run_id:
         print(f"MLflow: run {summary.parent_run_id} in experiment 'tune/{spec.study_set}' "
-              f"({args.tracking_uri or default_tracking_uri()})")
+              f"({redact(tracking_uri)})")
     return 0

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from aevae.data.sources import DATASETS, DatasetSpec
-from aevae.errors import ConfigError, unknown_name
+from aevae.errors import ConfigError, DataError, unknown_name
 
 DEFAULT_DATA_DIR = "data"
 SPLIT_SEED = 0  # the validation split is the same for every run and seed
@@ -99,7 +99,11 @@ def read(name: str, data_dir: str | None = None) -> Arrays:
     if name not in DATASETS:
         raise unknown_name("dataset", name, DATASETS)
     spec = DATASETS[name]
-    return spec.read(spec, data_root(data_dir))
+    root = data_root(data_dir)
+    if os.path.isfile(root):
+        raise DataError(f"the data root {root} is a file; point --data-dir (or AEVAE_DATA_DIR) at the "
+                        f"folder that holds the datasets (MNIST/raw/, FashionMNIST/raw/, ...).")
+    return spec.read(spec, root)
 
 
 def split(name: str, arrays: Arrays, val_size: int = 5000, subset: int = 0, data_dir: str | None = None) -> Splits:

@@ -14,6 +14,7 @@ import pooch
 
 from aevae.data.spec import RemoteFile
 from aevae.errors import DataError
+from aevae.folders import missing_folders, remove_if_empty
 
 
 def verify(path: str, remote: RemoteFile) -> None:
@@ -31,6 +32,7 @@ def fetch_missing(title: str, folder: str, files: list[RemoteFile], mirrors: tup
     """Download `files` into `folder`, trying each mirror; one clear error if none works.
     `wanted` describes what would do instead, for the message (default: the file names)."""
     reasons = []
+    created = missing_folders(folder)  # removed again if nothing could be downloaded into them
     # pooch's own notice goes through a handler bound to the stderr of its first import;
     # announce downloads here instead, on the stderr of now.
     pooch.get_logger().setLevel("WARNING")
@@ -49,6 +51,7 @@ def fetch_missing(title: str, folder: str, files: list[RemoteFile], mirrors: tup
             except Exception as exc:  # requests, OS and checksum errors alike
                 reasons.append(f"{mirror}: {type(exc).__name__}")
         else:
+            remove_if_empty(created)
             wanted = wanted or ", ".join(f.name for f in files)
             raise DataError(
                 f"{title} needs {wanted} in {folder}, and downloading failed "

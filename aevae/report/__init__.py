@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aevae.bench.defaults import DEFAULT_GRID, RESULTS_DIR
+from aevae.folders import FolderError, check_writable
 from aevae.report import ae_vae, downloads, markdown, panels, plots, references, tables
 from aevae.report.compact import compact
+from aevae.redact import without_credentials
 from aevae.report.display import in_cell_order
 from aevae.report.runs import GridRuns, ReportError, load_grid_runs
 from aevae.tracking import default_tracking_uri
@@ -50,10 +52,11 @@ class Report:
 
 
 def ui_base(tracking_uri: str, ui_url: str | None) -> str | None:
-    """Where run links point: the given UI, else the tracking server itself."""
+    """Where run links point: the given UI, else the tracking server itself; without the
+    URL's user and password, which a reader of RESULTS.md must not get."""
     if ui_url:
-        return ui_url
-    return tracking_uri if tracking_uri.startswith(("http://", "https://")) else None
+        return without_credentials(ui_url)
+    return without_credentials(tracking_uri) if tracking_uri.startswith(("http://", "https://")) else None
 
 
 def draw_figures(reader: StoreReader, grid: GridRuns, folder: Path, curve_seeds: int, seconds: dict) -> tuple[dict, list[str], int]:
@@ -118,6 +121,8 @@ def build_report(target: str = DEFAULT_GRID, out_dir: str | Path | None = None, 
     `default_folder`). References come from `references_file`, else benchmarks/references.toml."""
     seconds: dict[str, float] = {}
     started = time.perf_counter()
+    if out_dir is not None:  # before reading: a folder it cannot write is known at once
+        check_writable(out_dir, "the report folder", "--out")
     known, references_name = read_references(references_file)
     tracking_uri = tracking_uri or default_tracking_uri()
     reader = StoreReader(tracking_uri)
@@ -125,6 +130,19 @@ def build_report(target: str = DEFAULT_GRID, out_dir: str | Path | None = None, 
     beside = references.beside(grid, known)
     seconds["read"] = time.perf_counter() - started
     folder = Path(out_dir) if out_dir else default_folder(grid, version)
+    check_writable(folder, "the report folder", "--out")
+    try:
+        return write_report(reader, grid, folder, tracking_uri, ui_url, curve_seeds, seconds, known, beside,
+                            references_name)
+    except OSError as exc:  # the disk filled, or the folder went away while writing
+        raise FolderError(f"cannot write the report into {folder} ({exc.strerror or type(exc).__name__}); "
+                          f"free space there or give another folder with --out.") from None
+
+
+def write_report(reader: StoreReader, grid: GridRuns, folder: Path, tracking_uri: str, ui_url: str | None,
+                 curve_seeds: int, seconds: dict[str, float], known: list[references.Reference], beside,
+                 references_name: str) -> Report:
+    """RESULTS.md, its figures and its CSV, in `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     for pattern in OWN_FIGURES:
         for old in folder.glob(pattern):

@@ -15,6 +15,7 @@ import pandas as pd
 
 from aevae.bench import versions
 from aevae.errors import AevaeError
+from aevae.redact import redact
 from aevae.tracking import names
 from aevae.tracking.reader import StoreReader
 
@@ -92,11 +93,12 @@ def find_experiment(reader: StoreReader, target: str) -> Experiment:
     for name in [target] if grid != target else [names.bench_experiment(grid), target]:
         found = reader.experiment(name)
         if found is not None:
-            return Experiment(found.name, found.experiment_id, reader.tracking_uri, found.tags)
+            # shown in RESULTS.md: the store as it can be shown, without a password
+            return Experiment(found.name, found.experiment_id, redact(reader.tracking_uri), found.tags)
     existing = reader.experiment_names()
     raise ReportError(
         f"no experiment '{target}' (nor grid '{names.bench_experiment(grid)}') in "
-        f"{reader.tracking_uri}; experiments there: {', '.join(existing) or 'none'} "
+        f"{redact(reader.tracking_uri)}; experiments there: {', '.join(existing) or 'none'} "
         f"(run `aevae bench {grid}` first, or pass --tracking-uri)."
     )
 

@@ -27,9 +27,10 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat {run_id}", daemon=True)
 
     def _beat(self) -> None:
-        store = RunStore(self.tracking_uri)
+        store = None
         while True:
             try:
+                store = store or RunStore(self.tracking_uri)  # a store gone away fails here too
                 store.set_tags(self.run_id, beat_tags())
                 self.beats += 1
             except Exception:  # noqa: BLE001 - a lost beat is retried at the next interval

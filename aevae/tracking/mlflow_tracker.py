@@ -31,7 +31,7 @@ from mlflow.tracking.context.registry import resolve_tags
 
 from aevae.tracking import names
 from aevae.tracking.records import InputDataset
-from aevae.tracking.runs import RunStore
+from aevae.tracking.runs import RunStore, safe
 from aevae.tracking.tracker import end_status, failure_reason
 
 
@@ -67,7 +67,10 @@ class MlflowTracker:
             yield run_id
         except BaseException as exc:
             stop_monitor(monitor)
-            self.store.end(run_id, end_status(exc), failure_reason(exc))
+            try:
+                self.store.end(run_id, end_status(exc), failure_reason(exc))
+            except Exception:  # noqa: BLE001 - a store that fails too must not hide why the run stopped
+                pass
             raise
         finally:
             self.run_id = None
@@ -79,7 +82,7 @@ class MlflowTracker:
         `start_run` adds (user, source type, git commit) and the entry point as its source."""
         source = {names.MLFLOW_SOURCE_NAME: self.entry_point} if self.entry_point else {}
         parent = {names.PARENT_RUN_ID: self.parent_run_id} if self.parent_run_id else {}
-        context = resolve_tags({**source, **tags, **parent})
+        context = safe(resolve_tags({**source, **tags, **parent}))
         if self.existing_run_id is not None:
             self.store.set_tags(self.existing_run_id, context)
             return self.existing_run_id
@@ -135,7 +138,7 @@ class MlflowTracker:
         with the signature MLflow infers by running the model on it."""
         run_id = self._current()
         logged = self.client.create_logged_model(self.experiment_id, name="model", source_run_id=run_id,
-                                                 params=self._params, tags=resolve_tags())
+                                                 params=safe(self._params), tags=safe(resolve_tags()))
         self.client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
         if self._final:  # as log_model does: the run's final metrics are the model's too
             self.client.log_batch(run_id, metrics=[Metric(m.key, m.value, m.timestamp, m.step,

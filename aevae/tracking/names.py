@@ -63,6 +63,7 @@ WORKER_STARTED = "worker_started"  # that process's start time, seconds: tells a
 WORKER_TASK = "worker_task"  # the executor's id of the cell's task, the same on every retry (Ray's)
 HEARTBEAT = "heartbeat"  # the worker's clock at its latest beat, seconds since the epoch
 SUPERSEDED_BY = "superseded_by"  # on a finished run a forced re-run replaced
+BENCH_INVOCATION = "bench_invocation"  # <host>:<pid>:<start> of the bench command that claimed the run
 
 # --- Provenance ------------------------------------------------------------------------
 GIT_COMMIT = "git_commit"

@@ -14,14 +14,11 @@ from pathlib import Path
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from aevae.errors import AevaeError
+from aevae.redact import redact
+from aevae.tracking.checks import StoreError, check_store
 from aevae.tracking.records import ExperimentRecord, RunRecord
 from aevae.tracking.runs import search
 from aevae.tracking.step_images import IMAGES_FOLDER, StepImage, by_key
-
-
-class StoreError(AevaeError):
-    """A tracking store that is not there or does not answer."""
 
 
 class StoreReader:
@@ -29,19 +26,15 @@ class StoreReader:
 
     def __init__(self, tracking_uri: str):
         self.tracking_uri = tracking_uri
-        if tracking_uri.startswith("sqlite:///"):
-            path = Path(tracking_uri.removeprefix("sqlite:///"))
-            if not path.is_file():
-                raise StoreError(f"there is no MLflow store at {path}: run `make bench` first, "
-                                 f"or pass --tracking-uri (or set MLFLOW_TRACKING_URI).")
+        check_store(tracking_uri, write=False)  # there, and a server answers within seconds
         try:
             self.client = MlflowClient(tracking_uri)
             self.client.search_experiments(max_results=1)
         except Exception as exc:  # noqa: BLE001 - every backend raises its own kind
-            # an unknown scheme, a missing database driver, a server that is down: a store
-            # the user named wrongly, so one line, not a traceback
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-            raise StoreError(f"cannot read the MLflow store at {tracking_uri} ({reason}); check "
+            # a file that is no MLflow store, a missing database driver: a store the user
+            # named wrongly, so one line, not a traceback
+            reason = redact((str(exc).strip().splitlines() or [type(exc).__name__])[0][:300])
+            raise StoreError(f"cannot read the MLflow store at {redact(tracking_uri)} ({reason}); check "
                              f"--tracking-uri or MLFLOW_TRACKING_URI.") from None
 
     def experiment(self, name: str) -> ExperimentRecord | None:

@@ -2,7 +2,8 @@
 end and delete runs by id, through one `MlflowClient` bound to one tracking URI (never the
 process-wide one, so two stores can be used side by side in one process).
 
-Runs come back as plain `RunRecord`s, so no caller handles MLflow's entity types.
+Runs come back as plain `RunRecord`s, so no caller handles MLflow's entity types. Every tag
+and param value written goes through `aevae.redact`, so no URL's password is stored.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
+from aevae.redact import redact
 from aevae.tracking import names
+from aevae.tracking.checks import identity, lost, open_client
 from aevae.tracking.records import RunRecord
 from aevae.tracking.tracker import default_tracking_uri
 
@@ -32,6 +35,11 @@ def artifact_root(tracking_uri: str) -> str | None:
     folder = Path(tracking_uri.removeprefix("sqlite:///")).parent / "artifacts"
     folder.mkdir(parents=True, exist_ok=True)
     return folder.resolve().as_uri()
+
+
+def safe(values: dict[str, Any]) -> dict[str, str]:
+    """Tag or param values as stored: strings, with every URL's password masked."""
+    return {key: redact(str(value)) for key, value in values.items()}
 
 
 def search(client: MlflowClient, experiment_id: str, filter_string: str = "") -> list[RunRecord]:
@@ -61,7 +69,12 @@ class RunStore:
 
     def __init__(self, tracking_uri: str | None = None):
         self.tracking_uri = tracking_uri or default_tracking_uri()
-        self.client = MlflowClient(self.tracking_uri)
+        self.client = open_client(self.tracking_uri)
+        self._opened = identity(self.tracking_uri)
+
+    def lost(self) -> str | None:
+        """Why the store went away since it was opened here (see tracking.checks.lost), or None."""
+        return lost(self.tracking_uri, self._opened)
 
     def experiment(self, name: str) -> str:
         """The id of experiment `name`, created if missing (safe when processes race to
@@ -81,7 +94,7 @@ class RunStore:
 
     def set_experiment_tags(self, experiment_id: str, tags: dict[str, str]) -> None:
         for key, value in tags.items():
-            self.client.set_experiment_tag(experiment_id, key, value)
+            self.client.set_experiment_tag(experiment_id, key, redact(value))
 
     def find(self, experiment_id: str, *, status: str | None = None, tags: dict[str, str] | None = None,
              tag_prefixes: dict[str, str] | None = None) -> list[RunRecord]:
@@ -97,13 +110,13 @@ class RunStore:
 
     def create(self, experiment_id: str, name: str, tags: dict[str, str]) -> RunRecord:
         """A new RUNNING run."""
-        return RunRecord.of(self.client.create_run(experiment_id, run_name=name, tags=tags))
+        return RunRecord.of(self.client.create_run(experiment_id, run_name=name, tags=safe(tags)))
 
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
-        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in safe(tags).items()])
 
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
-        self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        self.client.log_batch(run_id, params=[Param(k, v) for k, v in safe(params).items()])
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int | None = None) -> list[Metric]:
         """Log the values at `step` (0 when None, as MLflow's own API does); returns what was
@@ -122,7 +135,7 @@ class RunStore:
             if found is None or found.status != "RUNNING":
                 return False
         if reason:
-            self.client.set_tag(run_id, names.FAILURE_REASON, reason[:REASON_CHARS])
+            self.client.set_tag(run_id, names.FAILURE_REASON, redact(reason)[:REASON_CHARS])
         self.client.set_terminated(run_id, status=status)
         return True
 

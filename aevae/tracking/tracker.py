@@ -13,6 +13,7 @@ import contextlib
 import os
 from typing import Any, Iterator, Protocol
 
+from aevae.redact import redact
 from aevae.tracking.names import FAILURE_REASON
 from aevae.tracking.records import InputDataset
 
@@ -34,11 +35,11 @@ def absolute_uri(tracking_uri: str) -> str:
 
 
 def failure_reason(exc: BaseException) -> str:
-    """One line for the run's `failure_reason` tag."""
+    """One line for the run's `failure_reason` tag, with any URL's password masked."""
     if isinstance(exc, KeyboardInterrupt):
-        return "interrupted (KeyboardInterrupt)"
+        return str(exc) if str(exc).startswith("interrupted") else "interrupted (KeyboardInterrupt)"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return redact(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
 
 
 def end_status(exc: BaseException | None) -> str:

@@ -180,6 +180,8 @@ def _cells(table: dict, where: str) -> list[dict[str, str]]:
         values = table.get(axis)
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{where}: [cells] needs a non-empty list for '{axis}'.")
+        if len(set(map(str, values))) != len(values):  # two studies of one name would be one
+            raise ConfigError(f"{where}: [cells] lists a value of '{axis}' twice.")
         axes.append(values)
     return [dict(zip(CELL_AXES, combo)) for combo in itertools.product(*axes)]
 
@@ -220,6 +222,9 @@ def _study(set_name: str, doc: dict, cell: dict[str, str], where: str) -> StudyS
                      description=str(doc.get("description", "")))
     if spec.trials < 1:
         raise ConfigError(f"{where}: trials must be at least 1.")
+    if not space:
+        raise ConfigError(f"{where}: the study of {key} searches no field, so every trial would "
+                          f"train the same config; give it a [space].")
     for param in space:  # every corner of the space must make a valid config
         for value in (param.choices or (param.low, param.high)):
             spec.config({param.name: value})
@@ -238,38 +243,69 @@ def check_buildable(spec: StudySpec) -> None:
 
 
 def load_set(path: Path) -> list[StudySpec]:
-    """Every study of one set file, checked."""
+    """Every study of one set file, checked; every error names the file."""
     where = str(path)
     try:
         doc = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where} is not valid TOML ({exc}); fix the file.") from None
-    _check_keys(doc, SET_KEYS, where)
-    return [_study(path.stem, doc, cell, where) for cell in _cells(doc.get("cells", {}), where)]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{where} cannot be read ({exc}).") from None
+    try:
+        _check_keys(doc, SET_KEYS, where)
+        return [_study(path.stem, doc, cell, where) for cell in _cells(doc.get("cells", {}), where)]
+    except ConfigError as exc:
+        if where in str(exc):
+            raise
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def set_files(studies_dir: str | Path = DEFAULT_STUDIES_DIR) -> dict[str, Path]:
+    """The study set files of the folder, by set name (the file's stem)."""
+    folder = Path(studies_dir)
+    files = sorted(folder.glob("*.toml")) if folder.is_dir() else []
+    if not files:
+        raise ConfigError(f"no study files (*.toml) in '{folder}'; run from the project root or pass --studies-dir.")
+    return {path.stem: path for path in files}
 
 
 def all_studies(studies_dir: str | Path = DEFAULT_STUDIES_DIR) -> dict[str, StudySpec]:
     """Every study defined in the folder, by name."""
-    folder = Path(studies_dir)
-    files = sorted(folder.glob("*.toml"))
-    if not files:
-        raise ConfigError(f"no study files (*.toml) in '{folder}'; run from the project root or pass --studies-dir.")
-    return {spec.name: spec for path in files for spec in load_set(path)}
+    return {spec.name: spec for path in set_files(studies_dir).values() for spec in load_set(path)}
 
 
 def find_study(name: str, studies_dir: str | Path = DEFAULT_STUDIES_DIR) -> StudySpec:
     """A study by its name, or by its set's name when the set holds exactly one study;
-    checked down to building its models."""
-    studies = all_studies(studies_dir)
-    in_set = [s for s in studies.values() if s.study_set == name]
-    if name in studies or len(in_set) == 1:
-        spec = studies[name] if name in studies else in_set[0]
+    checked down to building its models. Only the study's own set file is read, so a broken
+    file of another set cannot stop it."""
+    files = set_files(studies_dir)
+    set_name = name.split("/", 1)[0]
+    if set_name not in files:
+        raise _unknown_study(name, files)
+    studies = {spec.name: spec for spec in load_set(files[set_name])}
+    if name in studies or (name == set_name and len(studies) == 1):
+        spec = studies.get(name) or next(iter(studies.values()))
         check_buildable(spec)
         return spec
-    if in_set:
-        raise ConfigError(f"study set '{name}' holds {len(in_set)} studies; name one: "
-                          f"{', '.join(s.name for s in in_set)}.")
+    if name == set_name:
+        raise ConfigError(f"study set '{name}' holds {len(studies)} studies; name one: "
+                          f"{', '.join(studies)}.")
     raise unknown_name("study name", name, studies)
+
+
+def _unknown_study(name: str, files: dict[str, Path]) -> ConfigError:
+    """The error for a study of no set: the names of every study that can be read, and the
+    files that cannot."""
+    known, broken = [], []
+    for path in files.values():
+        try:
+            known += [spec.name for spec in load_set(path)]
+        except ConfigError:
+            broken.append(str(path))
+    if not broken:
+        return unknown_name("study name", name, known)
+    return ConfigError(f"unknown study name '{name}'; valid study names: {', '.join(sorted(known)) or 'none'} "
+                       f"(and {', '.join(broken)} holds errors: run a study of it to see them).")
 
 
 def suggest(trial, spec: StudySpec) -> dict[str, Any]:

@@ -28,10 +28,12 @@ import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from aevae.errors import AevaeError
+from aevae.folders import check_writable
+from aevae.interrupts import deferred
+from aevae.redact import redact
 from aevae.tracking import names
 from aevae.tracking.workers import BEATS_PER_GRACE, DEFAULT_GRACE_S, process_gone, this_process_started
 from aevae.tune.defaults import DEFAULT_STORAGE
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from aevae.tracking.runs import RunStore
 
 TRIAL_RETRIES = 3  # times one point of the space is queued again after its workers died
+CONNECT_TIMEOUT_S = 5  # a PostgreSQL server that does not answer, in seconds
 ABANDONED = "abandoned"  # user attribute of a trial whose process died or was interrupted
 # User attributes naming who runs a trial, and its MLflow runs
 HOST_ATTR, PID_ATTR, STARTED_ATTR = "host", "pid", "process_started"
@@ -57,13 +60,15 @@ def is_url(storage: str) -> bool:
 
 def describe_storage(storage: str | None) -> str:
     """The storage as it can be shown and logged: a URL without its password."""
-    target = storage or DEFAULT_STORAGE
-    if not is_url(target):
-        return target
-    try:
-        return make_url(target).render_as_string(hide_password=True)
-    except (ArgumentError, ValueError):  # unparsable: show no part that could hold a secret
-        return target.split("://", 1)[0] + "://..."
+    return redact(storage or DEFAULT_STORAGE)
+
+
+def engine_kwargs(url: str) -> dict:
+    """A PostgreSQL server that does not answer fails in CONNECT_TIMEOUT_S rather than the
+    operating system's TCP timeout (minutes)."""
+    if url.startswith("postgresql"):
+        return {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
+    return {}
 
 
 def with_driver(url: str) -> str:
@@ -71,6 +76,40 @@ def with_driver(url: str) -> str:
     would otherwise look for psycopg 3 and fail to import it."""
     bare = "postgresql://"
     return "postgresql+psycopg2://" + url.removeprefix(bare) if url.startswith(bare) else url
+
+
+class WholeWrites(JournalFileBackend):
+    """Optuna's journal file, whose appends a Ctrl-C cannot cut: one arriving during a write
+    (under the journal's lock file) is raised after it, so no half line and no stale lock is
+    left for the next process to trip over."""
+
+    def append_logs(self, logs) -> None:
+        with deferred():
+            super().append_logs(logs)
+
+
+def check_storage(storage: str | None = None) -> None:
+    """The storage checked before anything is created: a journal path that is no folder and
+    whose folder can be written (the file, and its folder, are made when a study is opened);
+    a database URL is opened, which only creates Optuna's tables in the database named."""
+    target = storage if storage is not None else DEFAULT_STORAGE
+    if not target.strip():
+        raise StorageError(f"--storage is empty; give a journal file path (default {DEFAULT_STORAGE}) "
+                           f"or a database URL.")
+    if is_url(target):
+        open_storage(target)
+        return
+    if Path(target).is_dir():
+        raise StorageError(f"the Optuna storage {target} is a folder; name a journal file in it, "
+                           f"e.g. --storage {Path(target) / 'optuna.log'}.")
+    check_writable(Path(target).parent, "the folder of the Optuna journal", "--storage")
+
+
+def storage_exists(storage: str | None = None) -> bool:
+    """Whether opening the storage finds anything: a database always may; a journal file only
+    if it is there."""
+    target = storage or DEFAULT_STORAGE
+    return is_url(target) or Path(target).is_file()
 
 
 def open_storage(storage: str | None = None, *, grace_s: float = DEFAULT_GRACE_S,
@@ -86,18 +125,20 @@ def open_storage(storage: str | None = None, *, grace_s: float = DEFAULT_GRACE_S
     try:
         if not is_url(target):
             Path(target).parent.mkdir(parents=True, exist_ok=True)
-            return JournalStorage(JournalFileBackend(target))
+            return JournalStorage(WholeWrites(target))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             reason = (f"its worker stopped beating for more than {grace_s:.0f} s (killed, or its "
                       f"machine died); failed by Optuna's heartbeat")
-            return RDBStorage(with_driver(target), heartbeat_interval=max(1, round(grace_s / BEATS_PER_GRACE)),
+            return RDBStorage(with_driver(target), engine_kwargs=engine_kwargs(target),
+                              heartbeat_interval=max(1, round(grace_s / BEATS_PER_GRACE)),
                               grace_period=max(1, round(grace_s)),
                               heartbeat_stale_trial_callback=DeadTrials(tracking_uri, reason))
     except (SQLAlchemyError, OSError, ImportError, ValueError) as exc:
-        # SQLAlchemy wraps the driver's error; its first line names the cause.
+        # SQLAlchemy wraps the driver's error; its first line names the cause. A journal that
+        # is not Optuna's (a JSON decode error) lands here too, as a ValueError.
         text = str(getattr(exc, "orig", None) or exc).strip()
-        reason = text.splitlines()[0] if text else type(exc).__name__
+        reason = redact(text.splitlines()[0]) if text else type(exc).__name__
         raise StorageError(f"cannot open the Optuna storage '{shown}' ({reason}); {hint}.") from None
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import time
 import warnings
@@ -25,18 +26,19 @@ from optuna.trial import TrialState
 from aevae.config import parse_value
 from aevae.data import Splits, data_root
 from aevae.data.cache import DataCache
-from aevae.errors import ConfigError, TrainingFailed, unknown_name
+from aevae.errors import ConfigError, TrainingFailed, debugging, unknown_name
 from aevae.executors import ExecutorOptions, ray_door
 from aevae.tune.space import PRUNERS, StudySpec, suggest, to_raw
 from aevae.tune.storage import (
     ABANDONED, DEFAULT_STORAGE, RUN_ATTR, describe_storage, fail_orphans, is_url, open_storage, owner_attrs,
-    recover_trials, retried_trials,
+    recover_trials, retried_trials, storage_exists,
 )
 from aevae.tracking import Tracker, absolute_uri, default_tracking_uri, names
 from aevae.tracking.mlflow_tracker import MlflowTracker
 from aevae.tracking.runs import RunStore
 from aevae.tracking.workers import DEFAULT_GRACE_S, this_worker
 from aevae.training.loop import train
+from aevae.training.runtime import pick_device
 from aevae.tune.summary import StudySummary, summarize
 
 BENCH_STUDY_SET = "lab"  # the set whose studies `aevae bench --tuned` reads
@@ -234,6 +236,29 @@ def optimize(job: TuneJob, datasets) -> list[int]:
     return ran
 
 
+def study_exists(spec: StudySpec, storage: str | None) -> bool:
+    """Whether the storage holds the study already (a journal file that is not there holds
+    nothing, and is not created to find that out)."""
+    if not storage_exists(storage):
+        return False
+    try:
+        optuna.load_study(study_name=spec.name, storage=open_storage(storage))
+    except KeyError:
+        return False
+    return True
+
+
+def _without_traceback(record: logging.LogRecord) -> bool:
+    """Optuna logs a failed trial with its traceback; the trial's reason (a diverged run, an
+    interrupt) is in the message already, so the traceback is shown with --debug only."""
+    if not debugging():
+        record.exc_info, record.exc_text = None, None
+    return True
+
+
+logging.getLogger("optuna.study._optimize").addFilter(_without_traceback)
+
+
 def run_study(spec: StudySpec, *, storage: str | None = None, tracking_uri: str | None = None,
               data_dir: str | None = None, trials: int | None = None, timeout: float | None = None,
               pruner: str | None = None, seed: int | None = None, workers: int = 1,
@@ -272,6 +297,12 @@ def _drive(spec: StudySpec, target: int, storage: str | None, tracking_uri: str 
     """The invocation: resume the study, open its MLflow parent run, run the workers here or
     on the cluster, settle the trials of workers that died, and summarise."""
     tracking_uri = tracking_uri or default_tracking_uri()
+    datasets = DataCache()
+    if cluster is None and not study_exists(spec, storage):
+        # a new study is created only once its data is at hand (and its device is there),
+        # so a failure before leaves no study behind
+        pick_device(spec.base.device)
+        datasets.get(spec.base, data_dir)
     optuna_storage = open_storage(storage, grace_s=grace_s, tracking_uri=tracking_uri)
     study = open_study(spec, optuna_storage)
     runs = RunStore(tracking_uri)
@@ -289,7 +320,7 @@ def _drive(spec: StudySpec, target: int, storage: str | None, tracking_uri: str 
     with parent.run(spec.name.removeprefix(f"{spec.study_set}/"), parent_params(spec, target), tags) as parent_id:
         job = TuneJob(spec, storage, runs.tracking_uri, data_dir, target, timeout, base_seed, parent_id, grace_s)
         if cluster is None:
-            ran = optimize(job, DataCache())
+            ran = optimize(job, datasets)
         else:
             jobs = [dataclasses.replace(job, seed=base_seed + i) for i in range(workers)]
             ran = cluster.run_workers(optimize, jobs, spec.base.dataset, data_dir)
