@@ -65,7 +65,8 @@ class TrainConfig:
         0.1, "A pixel channel counts as reconstructed when within this distance, on [0,1]."
     )
     precision: str = _doc(
-        "auto", "'auto' (bf16 autocast where the device has fast bf16), 'bf16' or 'fp32'."
+        "auto", "'auto' (bf16 autocast on a CPU with bf16 instructions; fp32 on CUDA, where these "
+        "small models train faster in fp32), 'bf16' or 'fp32'."
     )
     device: str = _doc("auto", "'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'.")
     image_every: int | None = _doc(

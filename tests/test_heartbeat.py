@@ -20,8 +20,10 @@ from aevae.tracking.runs import RunStore
 from test_bench import QUICK, runs, write_grid
 
 ONE_CELL = """
+[axes]
+model = ["ae"]
+
 [base]
-model = "ae"
 epochs = 1
 val_size = 100
 subset = 200

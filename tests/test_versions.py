@@ -15,8 +15,10 @@ from aevae.report import build_report
 from test_report import row_of, table
 
 TINY = """
+[axes]
+model = ["ae"]
+
 [base]
-model = "ae"
 subset = 128
 val_size = 64
 hidden_dim = 16

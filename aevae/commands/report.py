@@ -27,15 +27,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # the folder and the store first: the report's libraries take seconds to load
+    # what is on this machine first (the folder, the references file), then the store,
+    # which is checked within seconds, before the report reads anything from it
     from aevae.folders import check_writable
     from aevae.tracking.checks import check_store
 
     if args.out is not None:
         check_writable(args.out, "the report folder", "--out")
-    check_store(args.tracking_uri, write=False)
 
-    from aevae.report import build_report
+    from aevae.report import build_report, read_references
+
+    read_references(args.references)
+    check_store(args.tracking_uri, write=False)
 
     report = build_report(args.target, args.out, args.tracking_uri, args.ui_url,
                           references_file=args.references, version=args.label)

@@ -1,0 +1,66 @@
+"""One device's training path end to end: every MNIST-family cell ({AE, VAE} x {MLP, conv})
+through the real `train` with everything a grid cell does at its end (test metrics, the
+analysis, the figures, the frames, the model), into a MemoryTracker so that no store is
+needed. Prints per cell the device, the precision, the seconds per training epoch after
+the first, the whole run's seconds and the test metrics; fails if a metric is not finite
+or a figure, frame or model is missing.
+
+Written for the CUDA path on a lent GPU machine, where neither MLflow nor a store is set
+up; run it with --device cpu here for the same table on this machine:
+
+    .venv/bin/python benchmarks/device_check.py --data-dir ../shared/data --device cuda
+    .venv/bin/python benchmarks/device_check.py --data-dir ../shared/data --device cpu --epochs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+
+from tabulate import tabulate
+
+from aevae import data
+from aevae.config import TrainConfig
+from aevae.tracking import MemoryTracker
+from aevae.training.loop import train
+from aevae.training.runtime import pick_device, uses_bf16
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", default=None, help="dataset root (default: $AEVAE_DATA_DIR, else ./data)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    parser.add_argument("--dataset", default="mnist")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per run (default: 3)")
+    parser.add_argument("--precision", default="auto", help="auto, bf16 or fp32 (default: auto)")
+    args = parser.parse_args()
+
+    base = TrainConfig(dataset=args.dataset, epochs=args.epochs, device=args.device, precision=args.precision)
+    device = pick_device(base.device)
+    splits = data.load(base.dataset, args.data_dir, base.val_size, base.subset)
+    rows, problems = [], []
+    for model in ("ae", "vae"):
+        for arch in ("mlp", "conv"):
+            cfg = TrainConfig(**{**base.__dict__, "model": model, "arch": arch})
+            tracker = MemoryTracker()
+            result = train(cfg, splits, tracker)
+            record = tracker.current
+            epochs = [r["epoch_seconds"] for r in result.history[1:] or result.history]
+            bad = [k for k, v in result.test.items() if not math.isfinite(v)]
+            figures = [p for p in record["artifacts"] if p.endswith(".png")]
+            if bad or not figures or not record["images"] or "model" not in record["artifacts"]:
+                problems.append(f"{model}/{arch}: non-finite {bad}, {len(figures)} figures, "
+                                f"{len(record['images'])} frame keys, model {'model' in record['artifacts']}")
+            rows.append([f"{model}/{arch}/{cfg.dataset}", str(device), "bf16" if uses_bf16(cfg.precision, device)
+                         else "fp32", f"{statistics.median(epochs):.2f}", f"{result.seconds:.1f}",
+                         f"{result.test['recon_mse']:.5f}", f"{result.test.get('elbo', float('nan')):.2f}",
+                         len(figures), sum(len(v) for v in record["images"].values())])
+    print(tabulate(rows, headers=["cell", "device", "precision", "s/epoch", "run s", "test recon_mse",
+                                  "test elbo", "figures", "frames"]))
+    if problems:
+        raise SystemExit("; ".join(problems))
+
+
+if __name__ == "__main__":
+    main()
