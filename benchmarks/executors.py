@@ -128,7 +128,7 @@ def tracking(args, folder: Path) -> None:
     from aevae.data.cache import DataCache
     from aevae.tracking.runs import RunStore
 
-    (folder / "one.toml").write_text("[base]\nmodel = \"vae\"\narch = \"mlp\"\nepochs = 2\nsubset = 2000\n"
+    (folder / "one.toml").write_text("[axes]\nmodel = [\"vae\"]\n[base]\narch = \"mlp\"\nepochs = 2\nsubset = 2000\n"
                                      "val_size = 500\nhidden_dim = 64\n")
     (cell,) = expand(load_grid(str(folder / "one.toml")))
     stack = services.Stack(folder / "services", "127.0.0.1", free_port(), free_port(), free_port())
@@ -180,7 +180,7 @@ def node_death(args, folder: Path) -> None:
     import psutil
     from ray.cluster_utils import Cluster
 
-    (folder / "long.toml").write_text("[base]\nmodel = \"ae\"\narch = \"mlp\"\nepochs = 60\nsubset = 4000\n"
+    (folder / "long.toml").write_text("[axes]\nmodel = [\"ae\"]\n[base]\narch = \"mlp\"\nepochs = 60\nsubset = 4000\n"
                                       "val_size = 500\nanalysis = false\n")
     node_args = {"num_cpus": 1, "object_store_memory": 150 * 2**20}
     cluster = Cluster(initialize_head=True, head_node_args={**node_args, "num_cpus": 0, "include_dashboard": False})

@@ -92,6 +92,16 @@ def test_a_file_that_is_no_sqlite_database_is_named(tmp_path):
     assert (tmp_path / "notes.db").read_text() == "my notes" and tree(tmp_path) == {"notes.db"}
 
 
+@pytest.mark.parametrize("text", ["not json\n", '{"a": 1}\n{"b": 2}\n'])
+def test_a_file_that_is_no_optuna_journal_is_named_and_left_untouched(tmp_path, text):
+    # Optuna skips a last line it cannot parse (a write cut short) and would append to the file
+    (tmp_path / "notes.log").write_text(text)
+    studies = str(Path(__file__).resolve().parents[1] / "studies")
+    result = aevae(["tune", "quick", "--studies-dir", studies, "--storage", "notes.log"], tmp_path)
+    assert_one_line_error(result, "tune", "notes.log' is not an Optuna journal")
+    assert (tmp_path / "notes.log").read_text() == text and tree(tmp_path) == {"notes.log"}
+
+
 def test_a_sqlite_store_deleted_mid_grid_stops_the_grid_with_one_sentence(data_root, tmp_path):
     grid, hold = tmp_path / "vanish.toml", tmp_path / "go-on"
     grid.write_text(TINY_GRID)

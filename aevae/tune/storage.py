@@ -18,6 +18,7 @@ queues its parameters again through Optuna's own `RetryHeartbeatStaleTrialCallba
 from __future__ import annotations
 
 import copy
+import json
 import os
 import socket
 import warnings
@@ -124,6 +125,7 @@ def open_storage(storage: str | None = None, *, grace_s: float = DEFAULT_GRACE_S
             "such as postgresql://user:password@host:5432/optuna")
     try:
         if not is_url(target):
+            check_journal(Path(target), shown)
             Path(target).parent.mkdir(parents=True, exist_ok=True)
             return JournalStorage(WholeWrites(target))
         with warnings.catch_warnings():
@@ -140,6 +142,27 @@ def open_storage(storage: str | None = None, *, grace_s: float = DEFAULT_GRACE_S
         text = str(getattr(exc, "orig", None) or exc).strip()
         reason = redact(text.splitlines()[0]) if text else type(exc).__name__
         raise StorageError(f"cannot open the Optuna storage '{shown}' ({reason}); {hint}.") from None
+
+
+def check_journal(path: Path, shown: str) -> None:
+    """Refuse a file that is not an Optuna journal before Optuna appends to it: Optuna skips
+    a last line it cannot parse (a write cut short), so a one-line file of anything else would
+    be taken for an empty journal and written into. A journal's every line is a JSON object
+    with an `op_code`; the first one is read."""
+    if not path.is_file():
+        return
+    with path.open("rb") as file:
+        first = file.readline(1 << 20)
+    if not first.strip():
+        return
+    try:
+        entry = json.loads(first)
+    except ValueError:
+        entry = None
+    if not isinstance(entry, dict) or "op_code" not in entry:
+        raise StorageError(f"the Optuna storage '{shown}' is not an Optuna journal (its first line is not a "
+                           f"journal entry), so it was left untouched; pass another file with --storage "
+                           f"(default {DEFAULT_STORAGE}).")
 
 
 class DeadTrials:
