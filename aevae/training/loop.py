@@ -73,7 +73,10 @@ def train(cfg: TrainConfig, data: Splits, tracker: Tracker, on_epoch: EpochHook 
         torch.set_flush_denormal(True)  # subnormal Adam moments slow fp32 CPU steps measurably
     torch.manual_seed(cfg.seed)
     model = build(cfg, data.spec.shape).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # Fused Adam on CUDA: one kernel for the whole step; an H100 trained every MNIST cell
+    # 1.08-1.14x faster per epoch with it (torch.compile gained nothing there).
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                 fused=device.type == "cuda")
     splits = data.to(device)
     order_generator = torch.Generator().manual_seed(cfg.seed)
     all_tags = {**run_tags(cfg), **environment_tags(device, bf16), **(tags or {})}
