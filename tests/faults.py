@@ -19,25 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conftest import CLI_SUBPROCESS, cli_subprocess_env
+from test_bench import QUICK, TINY_GRID  # noqa: F401 - the fault tests train the bench tests' tiny grid
 
 REPO = Path(__file__).resolve().parents[1]
 FAILS_WITHIN_S = 10  # a boundary failure, from the command's start to its exit
 TRACEBACK = "Traceback (most recent call last)"
 UNREACHABLE = "http://127.0.0.1:9"  # a closed port on loopback: refused at once
-QUICK = ["--no-artifacts"]
-
-# Two epochs: a held runner (AEVAE_TEST_HOLD) stops between them, mid-training.
-TINY_GRID = """
-[base]
-epochs = 2
-val_size = 100
-hidden_dim = 32
-latent_dim = 4
-analysis = false
-[axes]
-model = ["ae", "vae"]
-dataset = ["mnist", "fashion_mnist"]
-"""
 
 
 @dataclass
