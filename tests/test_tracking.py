@@ -158,3 +158,36 @@ def test_a_dead_or_reused_pid_is_gone_a_live_process_or_another_host_is_not():
     assert worker_gone({names.WORKER: f"{here}:{dead.pid}"})
     assert not process_gone("another-host.example", dead.pid)
     assert not worker_gone({names.WORKER: "garbage"}) and not process_gone(here, "x")
+
+
+def test_cells_in_parallel_log_the_same_dataset_inputs(tracking_uri):
+    """MLflow's store looks a dataset up and then inserts it; runs starting together on one
+    split collide there (a UNIQUE constraint), which the tracker rides out."""
+    import threading
+
+    import numpy as np
+
+    from aevae.tracking.records import InputDataset
+
+    splits = [InputDataset("mnist", context, f"digest-{context}", "/data", np.zeros((4, 1, 28, 28), np.uint8),
+                           np.zeros(4, np.int64)) for context in ("train", "validation", "test")]
+    start, errors, run_ids = threading.Barrier(6), [], []
+
+    def cell():
+        tracker = MlflowTracker(tracking_uri, "parallel")
+        with tracker.run("cell", {}, {}) as run_id:
+            run_ids.append(run_id)
+            start.wait()
+            try:
+                tracker.log_inputs(splits)
+            except Exception as exc:  # noqa: BLE001 - the test reports every failure
+                errors.append(repr(exc))
+
+    threads = [threading.Thread(target=cell) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    client = mlflow.MlflowClient(tracking_uri)
+    assert all(len(client.get_run(run_id).inputs.dataset_inputs) == 3 for run_id in run_ids)

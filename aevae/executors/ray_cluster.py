@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import ray
 import torch
-from ray.exceptions import RayError, TaskCancelledError
+from ray.exceptions import NodeDiedError, RayError, RayTaskError, TaskCancelledError, WorkerCrashedError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from aevae import data
@@ -223,11 +223,14 @@ class RayCluster:
                 done, pending = ray.wait(pending, num_returns=1)
                 try:
                     ran.extend(ray.get(done[0]))
-                except RayError:
+                except (WorkerCrashedError, NodeDiedError):
                     pass  # every attempt died: the caller settles what they left (fail_orphans)
         except KeyboardInterrupt:
             _cancel(pending)
             raise
+        except RayTaskError as exc:  # the work itself raised: the others would likely too
+            _cancel(pending)
+            raise exc.cause if isinstance(exc.cause, AevaeError) else exc from None
         return ran
 
     def shutdown(self) -> None:
@@ -250,7 +253,7 @@ def _outcome(ref, cell: Cell) -> Outcome:
     except TaskCancelledError:
         return Outcome(cell, "not run")
     except RayError as exc:
-        if isinstance(exc, (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError)):
+        if isinstance(exc, (WorkerCrashedError, NodeDiedError)):
             return Outcome(cell, "failed", reason=WORKER_DIED)
         text = str(exc).strip().splitlines()
         return Outcome(cell, "failed", reason=f"{type(exc).__name__}: {text[0] if text else ''}")

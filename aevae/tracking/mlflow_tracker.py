@@ -25,6 +25,7 @@ import mlflow.data
 import mlflow.pytorch
 from mlflow.data.dataset_source_registry import get_dataset_source_from_json
 from mlflow.entities import Dataset, DatasetInput, InputTag, LoggedModelOutput, Metric
+from mlflow.exceptions import MlflowException
 from mlflow.models import Model
 from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 from mlflow.tracking.context.registry import resolve_tags
@@ -129,7 +130,12 @@ class MlflowTracker:
                                              name=found.name, digest=found.digest)
             inputs.append(DatasetInput(Dataset(**dataset.to_dict()),
                                        [InputTag(names.INPUT_CONTEXT, found.context)]))
-        self.client.log_inputs(self._current(), datasets=inputs)
+        try:
+            self.client.log_inputs(self._current(), datasets=inputs)
+        except MlflowException:
+            # MLflow's store looks for the dataset, then inserts it: a cell training in parallel
+            # on the same split can insert it in between. Again, it is found and only linked.
+            self.client.log_inputs(self._current(), datasets=inputs)
 
     def log_model(self, model: Any, input_example: Any = None) -> None:
         """The model as an MLflow logged model of the run, in the layout `mlflow.pytorch.log_model`
