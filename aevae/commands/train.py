@@ -13,7 +13,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_store_options(parser)
     parser.add_argument("--experiment", default="aevae", help="MLflow experiment name (default: aevae)")
     parser.add_argument("--no-artifacts", action="store_true",
-                        help="log no figures and no model (faster); every metric, the analysis's included, "
+                        help="log no figures, no frames and no model (faster); every metric, the analysis's included, "
                              "is still measured and logged")
     parser.add_argument("--no-system-metrics", action="store_true",
                         help="log no system/* metrics (CPU, memory, disk, network) while the run trains")

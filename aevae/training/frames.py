@@ -9,9 +9,10 @@ the runs of one dataset (and latent size) compare side by side. The AE's prior d
 decoded exactly as the VAE's, which is the comparison; their caption says the AE was never
 trained to make anything of them.
 
-Frames are uint8 arrays drawn with numpy and a line of Pillow text, not matplotlib: a frame
-costs a few milliseconds. Nothing here runs between frame epochs, so the training loop keeps
-its one host sync per epoch; a frame epoch adds one copy per image.
+Frames are uint8 arrays drawn with numpy and a line of Pillow text, not matplotlib, which
+would cost more than the rest of a frame (benchmarks/frames_cost.py measures a frame epoch
+against a training epoch). Nothing here runs between frame epochs, so the training loop
+keeps its one host sync per epoch; a frame epoch adds one copy per image.
 """
 
 from __future__ import annotations
@@ -55,13 +56,14 @@ class FrameInputs:
     prior: torch.Tensor  # [P,D]: the N(0, I) draws to decode
     latent_images: torch.Tensor | None  # [L,C,H,W]: the images whose 2-d codes are mapped
     latent_labels: np.ndarray | None  # [L] class indices
+    source: str  # which split the images come from, for the captions
     prior_caption: str
 
 
 def frame_inputs(cfg: TrainConfig, splits: Splits, device: torch.device) -> FrameInputs:
     """The run's fixed inputs; `splits` must already be on `device`. Binarized runs see the
     same fixed draw of their images as the metrics do."""
-    source = splits.test if splits.test is not None else splits.val
+    source, split = (splits.test, "test") if splits.test is not None else (splits.val, "validation")
     images, _ = next(eval_batches(source, cfg.binarize, batch_size=RECON_IMAGES))
     columns = min(COLUMNS, len(images))  # a smoke run's split may hold fewer images
     images = images[: len(images) // columns * columns]
@@ -72,7 +74,7 @@ def frame_inputs(cfg: TrainConfig, splits: Splits, device: torch.device) -> Fram
         latent_images, labels = next(eval_batches(source, cfg.binarize, batch_size=LATENT_POINTS))
         latent_labels = labels.cpu().numpy()
     caption = PRIOR_CAPTIONS.get(cfg.model, f"{cfg.model} decodes of N(0, I) draws")
-    return FrameInputs(images, columns, prior.to(device), latent_images, latent_labels, caption)
+    return FrameInputs(images, columns, prior.to(device), latent_images, latent_labels, split, caption)
 
 
 @torch.no_grad()
@@ -87,7 +89,7 @@ def log_frames(model, inputs: FrameInputs, tracker: Tracker, epoch: int, autocas
     pairs = torch.stack([inputs.images.reshape(rows), recon.reshape(rows)], 1).flatten(0, 2)
     frames = {
         names.FRAME_RECONSTRUCTIONS: captioned(tile(pairs, inputs.columns),
-                                               f"epoch {epoch}: test images over their reconstructions"),
+                                               f"epoch {epoch}: {inputs.source} images over reconstructions"),
         names.FRAME_PRIOR: captioned(tile(decoded, COLUMNS), f"epoch {epoch}: {inputs.prior_caption}"),
     }
     if means is not None:
