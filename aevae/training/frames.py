@@ -10,8 +10,8 @@ decoded exactly as the VAE's, which is the comparison; their caption says the AE
 trained to make anything of them.
 
 Frames are uint8 arrays drawn with numpy and a line of Pillow text, not matplotlib, which
-would cost more than the rest of a frame (benchmarks/frames_cost.py measures a frame epoch
-against a training epoch). Nothing here runs between frame epochs, so the training loop
+would cost more than the rest of a frame (benchmarks/frames_cost.py times the frames inside
+lab-budget runs: about 25 ms a frame epoch). Nothing here runs between frame epochs, so the training loop
 keeps its one host sync per epoch; a frame epoch adds one copy per image.
 """
 
