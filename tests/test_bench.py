@@ -131,10 +131,21 @@ def test_concurrent_claims_of_one_cell_have_one_winner(tracking_uri):
 
 def start_runner(args, log: Path, hold: Path | None = None) -> subprocess.Popen:
     """`aevae ARGS` in a subprocess (this checkout's aevae first on the path); with `hold`,
-    every run it trains waits after its first epoch until the file `hold` exists."""
+    every run it trains waits after its first epoch until the file `hold` exists. It gets a
+    process group of its own, so `kill_group` also ends the pool workers it spawned."""
     env = cli_subprocess_env(**({"AEVAE_TEST_HOLD": str(hold)} if hold else {}))
     return subprocess.Popen([sys.executable, str(CLI_SUBPROCESS), *args], stdout=log.open("w"),
-                            stderr=subprocess.STDOUT, env=env)
+                            stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL to the runner and everything it started: a held worker left behind by a failed
+    test would wait for its hold file forever."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
 
 
 def wait_for(condition, timeout: float, what: str, process: subprocess.Popen, log: Path):
@@ -185,7 +196,7 @@ def test_a_two_worker_bench_and_another_bench_never_duplicate_a_cell(data_root, 
         hold.touch()
         assert other.wait(timeout=120) == 0, log.read_text()
     finally:
-        other.kill()
+        kill_group(other)
     one_finished_run_per_cell(tracking_uri, "shared", 4)
     finished = runs(tracking_uri, "shared", "FINISHED")
     assert {r.info.run_id for r in held} <= {r.info.run_id for r in finished}
