@@ -27,18 +27,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # what is on this machine first (the folder, the references file), then the store,
-    # which is checked within seconds, before the report reads anything from it
+    # the folder first, before the report's libraries take seconds to load; build_report
+    # then reads the references file and checks the store (within seconds), in that order
     from aevae.folders import check_writable
-    from aevae.tracking.checks import check_store
 
     if args.out is not None:
         check_writable(args.out, "the report folder", "--out")
 
-    from aevae.report import build_report, read_references
-
-    read_references(args.references)
-    check_store(args.tracking_uri, write=False)
+    from aevae.report import build_report
 
     report = build_report(args.target, args.out, args.tracking_uri, args.ui_url,
                           references_file=args.references, version=args.label)

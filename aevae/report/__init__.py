@@ -124,7 +124,7 @@ def build_report(target: str = DEFAULT_GRID, out_dir: str | Path | None = None, 
     if out_dir is not None:  # before reading: a folder it cannot write is known at once
         check_writable(out_dir, "the report folder", "--out")
     known, references_name = read_references(references_file)
-    tracking_uri = tracking_uri or default_tracking_uri()
+    tracking_uri = default_tracking_uri() if tracking_uri is None else tracking_uri  # "" is an error, not the default
     reader = StoreReader(tracking_uri)
     grid = load_grid_runs(reader, target, version)
     beside = references.beside(grid, known)
