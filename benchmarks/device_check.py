@@ -15,6 +15,7 @@ up; run it with --device cpu here for the same table on this machine:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import statistics
 
@@ -42,7 +43,7 @@ def main() -> None:
     rows, problems = [], []
     for model in ("ae", "vae"):
         for arch in ("mlp", "conv"):
-            cfg = TrainConfig(**{**base.__dict__, "model": model, "arch": arch})
+            cfg = dataclasses.replace(base, model=model, arch=arch)
             tracker = MemoryTracker()
             result = train(cfg, splits, tracker)
             record = tracker.current

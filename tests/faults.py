@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conftest import CLI_SUBPROCESS, cli_subprocess_env
-from test_bench import QUICK, TINY_GRID  # noqa: F401 - the fault tests train the bench tests' tiny grid
+from test_bench import QUICK, TINY_GRID, wait_for  # noqa: F401 - shared with the bench tests
 
 REPO = Path(__file__).resolve().parents[1]
 FAILS_WITHIN_S = 10  # a boundary failure, from the command's start to its exit
@@ -129,16 +129,3 @@ def mid_training(db: Path, count: int) -> list[str]:
     except sqlite3.Error:  # not created yet, or busy
         return []
     return [name for (name,) in rows] if len(rows) >= count else []
-
-
-def wait_for(condition, process: subprocess.Popen, log: Path, what: str, timeout: float = 180):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        if process.poll() is not None:
-            raise AssertionError(f"the command exited ({process.returncode}) before {what}:\n"
-                                 f"{log.read_text()}\n{Path(f'{log}.err').read_text()}")
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")

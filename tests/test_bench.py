@@ -155,7 +155,9 @@ def wait_for(condition, timeout: float, what: str, process: subprocess.Popen, lo
         if found:
             return found
         if process.poll() is not None:
-            raise AssertionError(f"the runner exited ({process.returncode}) before {what}:\n{log.read_text()}")
+            err = Path(f"{log}.err")  # where a runner writes its stderr apart (tests/faults.py)
+            shown = log.read_text() + (f"\n{err.read_text()}" if err.exists() else "")
+            raise AssertionError(f"the runner exited ({process.returncode}) before {what}:\n{shown}")
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
 

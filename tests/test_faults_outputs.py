@@ -41,7 +41,7 @@ def test_a_summary_that_cannot_be_written_keeps_the_table_and_the_runs(data_root
     db, log, results = tmp_path / "store" / "mlflow.db", tmp_path / "kept.log", tmp_path / "results"
     runner = start(["bench", str(grid), *QUICK, "--tracking-uri", f"sqlite:///{db}", "--results-dir",
                     str(results)], tmp_path, log, AEVAE_TEST_HOLD=str(hold))
-    wait_for(lambda: mid_training(db, 1), runner, log, "a cell in the middle of training")
+    wait_for(lambda: mid_training(db, 1), 180, "a cell in the middle of training", runner, log)
     results.write_text("the folder was checked, then this file took its place")
     hold.touch()
     result = finish(runner, log, time.perf_counter(), timeout=180)

@@ -23,7 +23,8 @@ def held_bench(tmp_path, workers: int):
     db, log = tmp_path / "store" / "mlflow.db", tmp_path / "stop.log"
     process = start(["bench", str(grid), "--workers", str(workers), *QUICK, "--tracking-uri", f"sqlite:///{db}"],
                     tmp_path, log, AEVAE_TEST_HOLD=str(tmp_path / "never"))
-    held = wait_for(lambda: mid_training(db, workers), process, log, f"{workers} cells in the middle of training")
+    held = wait_for(lambda: mid_training(db, workers), 180, f"{workers} cells in the middle of training",
+                    process, log)
     return process, log, db, held
 
 
@@ -39,12 +40,17 @@ def assert_every_run_ended(db, held, result, status: int):
         assert any(line.startswith(cell) and " interrupted" in line for line in result.out.splitlines()), result.out
 
 
-def test_ctrl_c_twice_during_a_two_worker_grid_ends_every_run(data_root, tmp_path):
-    process, log, db, held = held_bench(tmp_path, workers=2)
-    started = time.perf_counter()
+def ctrl_c_twice(process) -> None:
+    """Two Ctrl-C 0.3 s apart, to the command's whole process group, as a terminal sends them."""
     os.killpg(process.pid, signal.SIGINT)
     time.sleep(0.3)
     os.killpg(process.pid, signal.SIGINT)
+
+
+def test_ctrl_c_twice_during_a_two_worker_grid_ends_every_run(data_root, tmp_path):
+    process, log, db, held = held_bench(tmp_path, workers=2)
+    started = time.perf_counter()
+    ctrl_c_twice(process)
     result = finish(process, log, started)
     assert_every_run_ended(db, held, result, 128 + signal.SIGINT)
     assert "2 interrupted, 2 not run" in result.out
@@ -64,9 +70,7 @@ def test_sigterm_to_the_bench_alone_stops_its_workers_and_ends_every_run(data_ro
 def test_ctrl_c_twice_during_a_serial_grid_ends_its_run(data_root, tmp_path):
     process, log, db, held = held_bench(tmp_path, workers=1)
     started = time.perf_counter()
-    os.killpg(process.pid, signal.SIGINT)
-    time.sleep(0.3)
-    os.killpg(process.pid, signal.SIGINT)
+    ctrl_c_twice(process)
     result = finish(process, log, started)
     assert_every_run_ended(db, held, result, 128 + signal.SIGINT)
     assert "1 interrupted, 3 not run" in result.out
@@ -76,7 +80,7 @@ def test_sigterm_during_train_ends_its_run_killed(data_root, tmp_path):
     db, log = tmp_path / "store" / "mlflow.db", tmp_path / "train.log"
     process = start(["train", "--epochs", "2", "--val-size", "100", "--hidden-dim", "32", "--analysis", "false",
                      "--tracking-uri", f"sqlite:///{db}"], tmp_path, log, AEVAE_TEST_HOLD=str(tmp_path / "never"))
-    (held,) = wait_for(lambda: mid_training(db, 1), process, log, "the run in the middle of training")
+    (held,) = wait_for(lambda: mid_training(db, 1), 180, "the run in the middle of training", process, log)
     started = time.perf_counter()
     process.send_signal(signal.SIGTERM)
     result = finish(process, log, started)
@@ -107,11 +111,9 @@ def test_ctrl_c_twice_during_a_trial_ends_the_trial_and_its_runs(data_root, tmp_
     db, log, journal = tmp_path / "store" / "mlflow.db", tmp_path / "tune.log", tmp_path / "optuna.log"
     process = start(["tune", "tiny", "--studies-dir", "studies", "--storage", str(journal),
                      "--tracking-uri", f"sqlite:///{db}"], tmp_path, log, AEVAE_TEST_HOLD=str(tmp_path / "never"))
-    (held,) = wait_for(lambda: mid_training(db, 1), process, log, "a trial in the middle of training")
+    (held,) = wait_for(lambda: mid_training(db, 1), 180, "a trial in the middle of training", process, log)
     started = time.perf_counter()
-    os.killpg(process.pid, signal.SIGINT)
-    time.sleep(0.3)
-    os.killpg(process.pid, signal.SIGINT)
+    ctrl_c_twice(process)
     result = finish(process, log, started)
     assert result.status == 128 + signal.SIGINT and TRACEBACK not in result.out + result.err, result.show()
     assert result.seconds < STOPS_WITHIN_S, result.show()

@@ -108,7 +108,7 @@ def test_a_sqlite_store_deleted_mid_grid_stops_the_grid_with_one_sentence(data_r
     db, log = tmp_path / "store" / "mlflow.db", tmp_path / "vanish.log"
     runner = start(["bench", str(grid), *QUICK, "--tracking-uri", f"sqlite:///{db}"], tmp_path, log,
                    AEVAE_TEST_HOLD=str(hold))
-    wait_for(lambda: mid_training(db, 1), runner, log, "a cell in the middle of training")
+    wait_for(lambda: mid_training(db, 1), 180, "a cell in the middle of training", runner, log)
     db.unlink()
     started = time.perf_counter()
     hold.touch()
