@@ -11,13 +11,14 @@ DASHBOARD_PORT ?= 8080
 GRID ?= lab
 LABEL ?=
 BENCH_ARGS ?=
+WORKERS ?= auto
 A ?=
 B ?=
 COMPARE_ARGS ?=
 SERVICES_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow train bench smoke compare ui tune tune-pruners dashboard overhead services services-down clean
+.PHONY: help install test test-slow train bench smoke compare ui tune tune-pruners dashboard ttq overhead services services-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,8 +41,8 @@ test-slow: install ## real-data and long tests (needs AEVAE_DATA_DIR with MNIST)
 train: install ## one example run: VAE, conv, MNIST, 5 epochs
 	$(BIN)/aevae train --model vae --arch conv --dataset mnist --epochs 5
 
-bench: install ## run the grid GRID (default lab) as version LABEL (default: the git commit), then its report; options in BENCH_ARGS
-	status=0; $(BIN)/aevae bench $(GRID) $(if $(LABEL),--label $(LABEL)) $(BENCH_ARGS) || status=$$?; \
+bench: install ## run the grid GRID (default lab) as version LABEL (default: the git commit) in WORKERS processes (default auto), then its report; options in BENCH_ARGS
+	status=0; $(BIN)/aevae bench $(GRID) --workers $(WORKERS) $(if $(LABEL),--label $(LABEL)) $(BENCH_ARGS) || status=$$?; \
 	$(BIN)/aevae report $(GRID) $(if $(LABEL),--label $(LABEL)) && exit $$status
 
 compare: install ## version A against version B (GRID@LABEL; default: GRID's last two versions); options in COMPARE_ARGS
@@ -53,6 +54,9 @@ smoke: install ## the smoke grid: the 12 cells on a few hundred images, seconds 
 .PHONY: report
 report: install ## RESULTS.md and figures of grid GRID (default lab), version LABEL (default: the newest), from MLflow
 	$(BIN)/aevae report $(GRID) $(if $(LABEL),--label $(LABEL))
+
+ttq: install ## time to quality: seconds until each MNIST lab cell reaches its fp32 target, fp32 vs faster variants (ARGS; ~25 min a seed on 2 cores)
+	$(BIN)/python benchmarks/time_to_quality.py $(ARGS)
 
 overhead: install ## time the end-of-run analysis on MNIST cells, print what it finds (~10 min quiet)
 	$(BIN)/python benchmarks/analysis_overhead.py $(ARGS)

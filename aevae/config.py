@@ -68,6 +68,10 @@ class TrainConfig:
         "auto", "'auto' (bf16 autocast on a CPU with bf16 instructions; fp32 on CUDA, where these "
         "small models train faster in fp32), 'bf16' or 'fp32'."
     )
+    memory_format: str = _doc(
+        "auto", "'auto' (channels-last for conv nets on CPU, where benchmarks/time_to_quality.py "
+        "measured it faster; contiguous elsewhere), 'channels_last' or 'contiguous'."
+    )
     device: str = _doc("auto", "'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'.")
     image_every: int | None = _doc(
         None, "Log frames (reconstructions of fixed test images, decodes of fixed prior draws, "
@@ -208,6 +212,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         (cfg.subset >= 0, "subset must be 0 (all) or a positive count"),
         (0 < cfg.pixel_tol < 1, "pixel_tol must lie strictly between 0 and 1"),
         (cfg.precision in ("auto", "bf16", "fp32"), "precision must be 'auto', 'bf16' or 'fp32'"),
+        (cfg.memory_format in ("auto", "channels_last", "contiguous"),
+         "memory_format must be 'auto', 'channels_last' or 'contiguous'"),
         (cfg.device in ("auto", "cpu", "cuda"), "device must be 'auto', 'cpu' or 'cuda'"),
         (cfg.image_every is None or cfg.image_every >= 0,
          "image_every must be 0 (no frames), a positive count of epochs, or none (automatic)"),

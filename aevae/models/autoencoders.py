@@ -71,7 +71,14 @@ class Autoencoder(nn.Module):
         return torch.sigmoid(self.decode(self.encode(x)[0]).float())
 
     def loss(self, x: torch.Tensor) -> LossParts:
-        recon = recon_per_image(self.decode(self.encode(x)[0]), x, self.recon_loss).mean()
+        return self.loss_of_code(x, *self.encode(x))
+
+    def loss_of_code(self, x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor | None,
+                     mean_logits: torch.Tensor | None = None) -> LossParts:
+        """The loss of `x` given its encoding; `mean_logits`, the decode of `mean` when the
+        caller has it (evaluation), saves the AE its decode."""
+        logits = self.decode(mean) if mean_logits is None else mean_logits
+        recon = recon_per_image(logits, x, self.recon_loss).mean()
         return LossParts(recon, recon, torch.zeros((), device=x.device))
 
 
@@ -85,8 +92,8 @@ class VAE(Autoencoder):
         mean, logvar = self.encoder(x).chunk(2, dim=1)
         return mean, logvar
 
-    def loss(self, x: torch.Tensor) -> LossParts:
-        mean, logvar = self.encode(x)
+    def loss_of_code(self, x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor,
+                     mean_logits: torch.Tensor | None = None) -> LossParts:
         z = mean + torch.randn_like(mean) * (0.5 * logvar).exp()
         recon = recon_per_image(self.decode(z), x, self.recon_loss).mean()
         kl = kl_per_dim(mean, logvar).sum(1).mean()

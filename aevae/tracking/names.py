@@ -83,6 +83,7 @@ NUMPY_VERSION = "numpy_version"
 PYTHON_VERSION = "python_version"
 DEVICE = "device"
 PRECISION = "precision"  # bf16-autocast or fp32, as resolved for the run
+MEMORY_FORMAT = "memory_format"  # channels_last or contiguous, as resolved for the run
 TORCH_THREADS = "torch_threads"
 
 # --- Optuna ----------------------------------------------------------------------------

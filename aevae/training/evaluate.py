@@ -51,8 +51,9 @@ def evaluate(model: torch.nn.Module, images: ImageSet, *, binarize: bool, pixel_
     for x, _ in eval_batches(images, binarize):
         with autocast:
             mean, logvar = model.encode(x)
-            logits = model.decode(mean).float()
-            parts = model.loss(x)
+            logits = model.decode(mean)
+            parts = model.loss_of_code(x, mean, logvar, logits)  # one encode per batch, not two
+            logits = logits.float()
         variational = logvar is not None
         probs = torch.sigmoid(logits)
         error = (probs - x).abs()

@@ -19,7 +19,7 @@ from aevae.data import Splits
 from aevae.errors import ConfigError, TrainingFailed
 from aevae.training.evaluate import evaluate
 from aevae.models import build
-from aevae.training.runtime import autocast, environment_tags, pick_device, uses_bf16
+from aevae.training.runtime import autocast, environment_tags, pick_device, uses_bf16, uses_channels_last
 from aevae.tracking import Tracker, names
 from aevae.tracking.records import InputDataset
 
@@ -72,14 +72,17 @@ def train(cfg: TrainConfig, data: Splits, tracker: Tracker, on_epoch: EpochHook 
     if device.type == "cpu":
         torch.set_flush_denormal(True)  # subnormal Adam moments slow fp32 CPU steps measurably
     torch.manual_seed(cfg.seed)
+    channels_last = uses_channels_last(cfg.memory_format, cfg.arch, device)
     model = build(cfg, data.spec.shape).to(device)
+    if channels_last:  # inputs follow the weights' format inside each convolution
+        model = model.to(memory_format=torch.channels_last)
     # Fused Adam on CUDA: one kernel for the whole step; an H100 trained every MNIST cell
     # 1.08-1.14x faster per epoch with it (torch.compile gained nothing there).
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                                  fused=device.type == "cuda")
     splits = data.to(device)
     order_generator = torch.Generator().manual_seed(cfg.seed)
-    all_tags = {**run_tags(cfg), **environment_tags(device, bf16), **(tags or {})}
+    all_tags = {**run_tags(cfg), **environment_tags(device, bf16, channels_last), **(tags or {})}
     name = run_name or f"{cfg.model}-{cfg.arch}-{cfg.dataset}-s{cfg.seed}"
     result = Result(run_id="", config=cfg)
     # Frames are images, so a run that logs no files logs none either.

@@ -47,6 +47,16 @@ def uses_bf16(precision: str, device: torch.device) -> bool:
     return cpu_has_bf16()
 
 
+def uses_channels_last(memory_format: str, arch: str, device: torch.device) -> bool:
+    """Whether a run keeps its conv weights and activations channels-last. 'auto' does for
+    conv nets on CPU, where benchmarks/time_to_quality.py measured the conv cells reaching
+    their targets sooner (oneDNN's stride-2 and 1-channel convolutions are faster in NHWC);
+    an MLP has nothing it would change, and on CUDA it is unmeasured."""
+    if memory_format != "auto":
+        return memory_format == "channels_last"
+    return arch == "conv" and device.type == "cpu"
+
+
 def autocast(device: torch.device, bf16: bool):
     """The autocast context for a forward pass; weights and optimiser state stay fp32."""
     if not bf16:
@@ -68,7 +78,7 @@ def git_state() -> tuple[str, bool]:
         return "unknown", False
 
 
-def environment_tags(device: torch.device, bf16: bool) -> dict[str, str]:
+def environment_tags(device: torch.device, bf16: bool, channels_last: bool = False) -> dict[str, str]:
     """Tags that say what code and libraries produced a run, and on what."""
     from importlib.metadata import PackageNotFoundError, version
 
@@ -92,4 +102,5 @@ def environment_tags(device: torch.device, bf16: bool) -> dict[str, str]:
         names.PYTHON_VERSION: platform.python_version(),
         names.DEVICE: torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()})",
         names.PRECISION: "bf16-autocast" if bf16 else "fp32",
+        names.MEMORY_FORMAT: "channels_last" if channels_last else "contiguous",
     }

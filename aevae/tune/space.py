@@ -71,7 +71,7 @@ PRUNERS = {"median": _median, "hyperband": _hyperband, "none": _no_pruning}
 
 # Fields that would change what the objective measures (the split, its units, the seed
 # that a lucky draw would be chosen for), or only where it runs or what it logs.
-NOT_SEARCHED = ("seed", "val_size", "subset", "recon_loss", "pixel_tol", "binarize", "precision", "device",
+NOT_SEARCHED = ("seed", "val_size", "subset", "recon_loss", "pixel_tol", "binarize", "precision", "memory_format", "device",
                 "image_every")
 # What a trial's config takes where a single run's would take the config default, unless the
 # set file fixes it: no frames (per-epoch images of the validation split), since a study's
