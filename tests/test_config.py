@@ -34,7 +34,7 @@ def test_unknown_registry_names_list_the_valid_ones(field, value, valid):
 
 
 @pytest.mark.parametrize("changes", [{"lr": 0.0}, {"beta": -1.0}, {"pixel_tol": 1.5}, {"epochs": 0},
-                                     {"precision": "fp8"}, {"dataset": "cifar10", "binarize": True}])
+                                     {"precision": "fp8"}, {"memory_format": "nhwc"}, {"dataset": "cifar10", "binarize": True}])
 def test_out_of_range_values_are_rejected(changes):
     with pytest.raises(ConfigError):
         validate(dataclasses.replace(TrainConfig(), **changes))

@@ -26,6 +26,7 @@ STUDIES = str(Path(__file__).resolve().parents[1] / "studies")
     (["train", "--seed", "-3"], "seed must lie between 0 and 2**32 - 1."),
     (["train", "--data-dir", ""], "--data-dir is empty"),
     (["bench", "smoke", "--workers", "0"], "--workers must be at least 1."),
+    (["bench", "smoke", "--workers", "many"], "'many' is neither a whole number nor 'auto'"),
     (["bench", "smoke", "--results-dir", ""], "--results-dir is empty"),
     (["report", "smoke", "--out", ""], "the report folder is an empty path"),
 ])

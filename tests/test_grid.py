@@ -142,3 +142,13 @@ def test_cell_keys_read_well():
     assert [format_value(v) for v in (0.0, 0.1, 4.0, 1e-30, (8, 16), "bce")] == ["0", "0.1", "4", "1e-30", "8,16", "bce"]
     grid = parse_grid(Path("k.toml"), {"axes": {"latent_dim": [2, 8], "model": ["ae"]}})
     assert [c.key for c in expand(grid)] == ["ae/mlp/mnist/latent_dim=2", "ae/mlp/mnist/latent_dim=8"]
+
+
+def test_a_pool_takes_the_longest_cells_first():
+    from aevae.bench.run import longest_first
+
+    cells = select(expand(load_grid("lab")), ["seed=0"])
+    order = [c.key for c in longest_first(cells)]
+    assert order[:2] == ["vae/conv/cifar10", "ae/conv/cifar10"]  # 15 and 10 epochs of 32x32x3
+    assert order.index("vae/conv/mnist") < order.index("ae/conv/mnist") < order.index("vae/mlp/mnist")
+    assert set(order[-6:]) == {f"{m}/mlp/{d}" for m in ("ae", "vae") for d in ("mnist", "fashion_mnist", "cifar10")}

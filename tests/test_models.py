@@ -76,3 +76,19 @@ def test_too_many_conv_layers_is_a_clear_error():
         make("ae", "conv", "mnist", conv_channels=(8, 16, 32))
     _, net = make("ae", "conv", "cifar10", conv_channels=(8, 16, 32))
     assert net(torch.rand(2, 3, 32, 32)).shape == (2, 3, 32, 32)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_the_loss_of_a_given_code_is_the_loss(model):
+    """Evaluation encodes each batch once and hands the code (and, for the AE, the decode of
+    its mean) to `loss_of_code`; that must be the training loss, sampling noise included."""
+    _, net = make(model, "conv", "mnist")
+    net.eval()
+    x = torch.rand(8, 1, 28, 28)
+    torch.manual_seed(1)
+    expected = net.loss(x)
+    mean, logvar = net.encode(x)
+    torch.manual_seed(1)
+    given = net.loss_of_code(x, mean, logvar, net.decode(mean))
+    for got, want in zip(given, expected):
+        torch.testing.assert_close(got, want)

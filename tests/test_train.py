@@ -53,6 +53,22 @@ def test_bf16_conv_run_is_deterministic(data_root):
     assert runs[0] == runs[1]
 
 
+def test_channels_last_changes_the_layout_not_the_numbers_and_is_recorded(data_root):
+    cfg = dataclasses.replace(SMOKE, model="vae", arch="conv", conv_channels=(8, 16), epochs=2)
+    seen = {}
+    for fmt in ("contiguous", "channels_last", "auto"):
+        tracker = MemoryTracker()
+        seen[fmt] = (train(dataclasses.replace(cfg, memory_format=fmt), load(cfg), tracker,
+                           log_artifacts=False).test, tracker.current["tags"]["memory_format"])
+    assert [tag for _, tag in seen.values()] == ["contiguous", "channels_last", "channels_last"]  # auto: conv on CPU
+    # other kernels, the same model: equal up to float rounding, not bit for bit
+    assert seen["channels_last"][0] == pytest.approx(seen["contiguous"][0], rel=1e-3, abs=1e-4)
+    assert seen["auto"][0] == seen["channels_last"][0]
+    mlp = MemoryTracker()
+    train(dataclasses.replace(SMOKE, epochs=1), load(SMOKE), mlp, log_artifacts=False)
+    assert mlp.current["tags"]["memory_format"] == "contiguous"  # an MLP has no image tensor to reorder
+
+
 def test_diverging_run_fails_with_a_reason(data_root):
     cfg = dataclasses.replace(SMOKE, model="ae", lr=1e30, epochs=3)
     tracker = MemoryTracker()

@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import functools
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -29,7 +30,7 @@ from aevae.redact import redact
 from aevae.bench.grid import Cell, Grid, expand, select
 from aevae.bench.outcomes import Outcome, GridSummary
 from aevae.bench.runner import BenchContext, run_pool, run_serial, threads_per_worker
-from aevae.data import data_root
+from aevae.data import DATASETS, data_root
 from aevae.executors import ExecutorOptions, ray_door
 from aevae.tracking import absolute_uri, failure_reason, names
 from aevae.tracking.checks import StoreLost
@@ -167,7 +168,16 @@ def run_cells(todo: list[Cell], ctx: BenchContext, workers: int, cluster, report
     else:
         workers = min(workers, len(todo))
         tqdm.write(f"{workers} worker processes, {threads_per_worker(workers)} torch threads each")
-        run_pool(todo, ctx, workers, report)
+        run_pool(longest_first(todo), ctx, workers, report)
+
+
+def longest_first(cells: list[Cell]) -> list[Cell]:
+    """The pool's order: conv cells before MLP cells, then the most epochs times pixels first,
+    so the grid does not end with one worker on a long cell while the others idle (on a
+    2-core CPU the lab grid's MNIST conv VAE took 1.3x the conv AE and 4x the MLP VAE)."""
+    def size(cell: Cell) -> tuple[bool, int]:
+        return cell.config.arch == "conv", cell.config.epochs * math.prod(DATASETS[cell.config.dataset].shape)
+    return sorted(cells, key=size, reverse=True)
 
 
 def stop_if_lost(store: RunStore, progress: Progress):
