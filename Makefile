@@ -55,7 +55,7 @@ smoke: install ## the smoke grid: the 12 cells on a few hundred images, seconds 
 report: install ## RESULTS.md and figures of grid GRID (default lab), version LABEL (default: the newest), from MLflow
 	$(BIN)/aevae report $(GRID) $(if $(LABEL),--label $(LABEL))
 
-ttq: install ## time to quality: seconds until each MNIST lab cell reaches its fp32 target, fp32 vs faster variants (ARGS; ~25 min a seed on 2 cores)
+ttq: install ## time to quality: seconds until each MNIST lab cell reaches its fp32 target, fp32 vs faster variants (ARGS; ~18 min a seed on 2 cores)
 	$(BIN)/python benchmarks/time_to_quality.py $(ARGS)
 
 overhead: install ## time the end-of-run analysis on MNIST cells, print what it finds (~10 min quiet)

@@ -185,6 +185,24 @@ dataset = ["mnist", "fashion_mnist"]
 """
 
 
+def test_workers_auto_runs_the_cells_in_a_pool_that_shares_the_cores(data_root, tracking_uri, tmp_path):
+    log = tmp_path / "auto.log"
+    runner = start_runner(["bench", *SMOKE_MNIST_MLP, "--workers", "auto"], log)
+    try:
+        assert runner.wait(timeout=180) == 0, log.read_text()
+    finally:
+        kill_group(runner)
+    cores, out = len(os.sched_getaffinity(0)), log.read_text()
+    finished = runs(tracking_uri, "smoke", "FINISHED")
+    assert len(finished) == 2
+    if cores == 1:  # one worker: the cells run in the command's own process
+        assert "worker processes" not in out
+    else:
+        share = max(1, cores // 2)  # two cells, two workers: on 2 cores one thread each
+        assert f"2 worker processes, {share} torch threads each" in out
+        assert {r.data.tags["torch_threads"] for r in finished} == {str(share)}
+
+
 def test_a_two_worker_bench_and_another_bench_never_duplicate_a_cell(data_root, tracking_uri, tmp_path, capsys):
     grid, hold = write_grid(tmp_path, "shared", TINY_GRID), tmp_path / "go-on"
     log = tmp_path / "workers.log"

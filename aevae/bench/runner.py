@@ -209,9 +209,8 @@ AUTO_MAX_WORKERS = 8  # each worker holds its own copy of the datasets
 
 def auto_workers() -> int:
     """`--workers auto`: one single-thread worker per core on CPU, since these small models
-    use a second thread poorly (on a 2-core CPU, two 1-thread processes trained 1.3x the
-    images per second of one 2-thread process; the README's "Time to quality" has the whole
-    grid's ratio); one worker where CUDA is present, which the cells would share."""
+    use a second thread poorly (the README's "Time to quality" has what it did to the lab
+    grid on a 2-core CPU); one worker where CUDA is present, which the cells would share."""
     if torch.cuda.is_available():
         return 1
     return max(1, min(usable_cores(), AUTO_MAX_WORKERS))
