@@ -42,7 +42,7 @@ train: install ## one example run: VAE, conv, MNIST, 5 epochs
 	$(BIN)/aevae train --model vae --arch conv --dataset mnist --epochs 5
 
 bench: install ## run the grid GRID (default lab) as version LABEL (default: the git commit) in WORKERS processes (default auto), then its report; options in BENCH_ARGS
-	status=0; $(BIN)/aevae bench $(GRID) --workers $(WORKERS) $(if $(LABEL),--label $(LABEL)) $(BENCH_ARGS) || status=$$?; \
+	status=0; $(BIN)/aevae bench $(GRID) $(if $(WORKERS),--workers $(WORKERS)) $(if $(LABEL),--label $(LABEL)) $(BENCH_ARGS) || status=$$?; \
 	$(BIN)/aevae report $(GRID) $(if $(LABEL),--label $(LABEL)) && exit $$status
 
 compare: install ## version A against version B (GRID@LABEL; default: GRID's last two versions); options in COMPARE_ARGS

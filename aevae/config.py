@@ -70,7 +70,7 @@ class TrainConfig:
     )
     memory_format: str = _doc(
         "auto", "'auto' (channels-last for conv nets on CPU, where benchmarks/time_to_quality.py "
-        "measured it faster; contiguous elsewhere), 'channels_last' or 'contiguous'."
+        "measured the MNIST-family conv cells faster; contiguous elsewhere), 'channels_last' or 'contiguous'."
     )
     device: str = _doc("auto", "'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'.")
     image_every: int | None = _doc(

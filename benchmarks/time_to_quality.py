@@ -33,6 +33,7 @@ import pandas as pd
 
 from aevae import data
 from aevae.bench.grid import expand, load_grid, select
+from aevae.errors import ConfigError
 from aevae.tracking import MemoryTracker
 from aevae.training.loop import train
 from aevae.training.runtime import cpu_has_bf16
@@ -124,14 +125,23 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.from_json:
-        with open(args.from_json) as saved:
-            print(table(json.load(saved)).to_markdown(index=False))
+        try:
+            with open(args.from_json) as saved:
+                records = json.load(saved)
+        except (OSError, ValueError) as exc:
+            parser.error(f"cannot read the runs of {args.from_json}: {exc}")
+        print(table(records).to_markdown(index=False))
         return
     variants = [v for v in args.variants if v != "bf16" or cpu_has_bf16() or args.bf16]
     if len(variants) < len(args.variants):
         print("bf16 left out: this CPU has no bf16 instructions (it ran ~15x slower than fp32 on one); --bf16 times it anyway")
-    cells = [c for c in select(expand(load_grid("lab")), args.only or ["dataset=mnist"])
-             if c.seed in args.seeds and c.config.dataset != "cifar10"]
+    try:
+        cells = [c for c in select(expand(load_grid("lab")), args.only or ["dataset=mnist"])
+                 if c.seed in args.seeds and c.config.dataset != "cifar10"]
+    except ConfigError as exc:
+        parser.error(str(exc))
+    if not cells:
+        parser.error("no MNIST-family cell of the lab grid matches --only and --seeds (its seeds: 0, 1, 2).")
     records, loaded = [], {}
     for cell in cells:
         dataset = cell.config.dataset
