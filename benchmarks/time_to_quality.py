@@ -82,6 +82,9 @@ def timed_run(cell, variant: str, splits) -> dict:
             "total_s": time.perf_counter() - started, "test": result.test}
 
 
+RECORD_KEYS = {"cell", "seed", "variant", "curve", "total_s", "test"}  # what timed_run returns
+
+
 def spread(values, fmt: str) -> str:
     series = pd.Series(list(values), dtype=float)
     if series.isna().any():
@@ -130,6 +133,10 @@ def main() -> None:
                 records = json.load(saved)
         except (OSError, ValueError) as exc:
             parser.error(f"cannot read the runs of {args.from_json}: {exc}")
+        if not (isinstance(records, list) and records
+                and all(isinstance(r, dict) and RECORD_KEYS <= r.keys() for r in records)):
+            parser.error(f"{args.from_json} is not a --json file of this benchmark: it needs a "
+                         f"non-empty list of runs, each with {', '.join(sorted(RECORD_KEYS))}.")
         print(table(records).to_markdown(index=False))
         return
     variants = [v for v in args.variants if v != "bf16" or cpu_has_bf16() or args.bf16]
