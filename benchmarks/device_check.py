@@ -3,7 +3,9 @@ through the real `train` with everything a grid cell does at its end (test metri
 analysis, the figures, the frames, the model), into a MemoryTracker so that no store is
 needed. Prints per cell the device, the precision, the seconds per training epoch after
 the first, the whole run's seconds and the test metrics; fails if a metric is not finite
-or a figure, frame or model is missing.
+or a figure, frame or model is missing. On CUDA it also counts the host syncs of one
+training epoch (torch.cuda.set_sync_debug_mode): one, the epoch's loss read at its end, is
+all the step should cost; a count that grows with the batches means a sync in the step.
 
 Written for the CUDA path on a lent GPU machine, where neither MLflow nor a store is set
 up; run it with --device cpu here for the same table on this machine:
@@ -18,14 +20,38 @@ import argparse
 import dataclasses
 import math
 import statistics
+import warnings
 
+import torch
 from tabulate import tabulate
 
 from aevae import data
-from aevae.config import TrainConfig
+from aevae.config import TrainConfig, resolve
 from aevae.tracking import MemoryTracker
-from aevae.training.loop import train
-from aevae.training.runtime import pick_device, uses_bf16
+from aevae.models import build
+from aevae.training.loop import train, train_epoch
+from aevae.training.runtime import autocast, pick_device, uses_bf16, uses_channels_last
+
+
+def syncs_per_epoch(cfg: TrainConfig, splits: data.Splits, device: torch.device) -> int:
+    """How many times one training epoch of `cfg` made the host wait for the GPU."""
+    cfg = resolve(cfg)
+    model = build(cfg, splits.spec.shape).to(device)
+    if uses_channels_last(cfg.memory_format, cfg.arch, device):
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
+    on_device = splits.to(device)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    precision = autocast(device, uses_bf16(cfg.precision, device))
+    torch.cuda.synchronize()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            train_epoch(model, optimizer, on_device, cfg, generator, precision, 1)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(w.message) for w in caught)
 
 
 def main() -> None:
@@ -35,9 +61,11 @@ def main() -> None:
     parser.add_argument("--dataset", default="mnist")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per run (default: 3)")
     parser.add_argument("--precision", default="auto", help="auto, bf16 or fp32 (default: auto)")
+    parser.add_argument("--memory-format", default="auto", help="auto, channels_last or contiguous (default: auto)")
     args = parser.parse_args()
 
-    base = TrainConfig(dataset=args.dataset, epochs=args.epochs, device=args.device, precision=args.precision)
+    base = TrainConfig(dataset=args.dataset, epochs=args.epochs, device=args.device, precision=args.precision,
+                       memory_format=args.memory_format)
     device = pick_device(base.device)
     splits = data.load(base.dataset, args.data_dir, base.val_size, base.subset)
     rows, problems = [], []
@@ -53,11 +81,13 @@ def main() -> None:
             if bad or not figures or not record["images"] or "model" not in record["artifacts"]:
                 problems.append(f"{model}/{arch}: non-finite {bad}, {len(figures)} figures, "
                                 f"{len(record['images'])} frame keys, model {'model' in record['artifacts']}")
+            layout = "channels_last" if uses_channels_last(cfg.memory_format, arch, device) else "contiguous"
+            syncs = syncs_per_epoch(cfg, splits, device) if device.type == "cuda" else "-"
             rows.append([f"{model}/{arch}/{cfg.dataset}", str(device), "bf16" if uses_bf16(cfg.precision, device)
-                         else "fp32", f"{statistics.median(epochs):.2f}", f"{result.seconds:.1f}",
+                         else "fp32", layout, syncs, f"{statistics.median(epochs):.2f}", f"{result.seconds:.1f}",
                          f"{result.test['recon_mse']:.5f}", f"{result.test.get('elbo', float('nan')):.2f}",
                          len(figures), sum(len(v) for v in record["images"].values())])
-    print(tabulate(rows, headers=["cell", "device", "precision", "s/epoch", "run s", "test recon_mse",
+    print(tabulate(rows, headers=["cell", "device", "precision", "memory", "syncs/epoch", "s/epoch", "run s", "test recon_mse",
                                   "test elbo", "figures", "frames"]))
     if problems:
         raise SystemExit("; ".join(problems))

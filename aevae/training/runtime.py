@@ -51,8 +51,9 @@ def uses_channels_last(memory_format: str, arch: str, device: torch.device) -> b
     """Whether a run keeps its conv weights and activations channels-last. 'auto' does for
     conv nets on CPU, where benchmarks/time_to_quality.py measured the MNIST conv cells
     reaching their targets 1.16-1.22x sooner (oneDNN's stride-2 and 1-channel convolutions
-    are faster in NHWC); CIFAR-10's conv cells are unmeasured (no copy here), an MLP has
-    nothing it would change, and on CUDA it is unmeasured too."""
+    are faster in NHWC); CIFAR-10's conv cells are unmeasured (no copy here), and an MLP has
+    nothing it would change. Not on CUDA: on an H100, benchmarks/device_check.py measured the
+    conv AE 1.09-1.12x slower per epoch channels-last and the conv VAE no faster."""
     if memory_format != "auto":
         return memory_format == "channels_last"
     return arch == "conv" and device.type == "cpu"
