@@ -4,8 +4,9 @@ analysis, the figures, the frames, the model), into a MemoryTracker so that no s
 needed. Prints per cell the device, the precision, the seconds per training epoch after
 the first, the whole run's seconds and the test metrics; fails if a metric is not finite
 or a figure, frame or model is missing. On CUDA it also counts the host syncs of one
-training epoch (torch.cuda.set_sync_debug_mode): one, the epoch's loss read at its end, is
-all the step should cost; a count that grows with the batches means a sync in the step.
+training epoch (torch.cuda.set_sync_debug_mode): a few per epoch, whatever the number of
+batches, means none in the step (the epoch's loss is read once, at its end); a count that
+grows with the batches means a sync in the step.
 
 Written for the CUDA path on a lent GPU machine, where neither MLflow nor a store is set
 up; run it with --device cpu here for the same table on this machine:
@@ -28,27 +29,23 @@ from tabulate import tabulate
 from aevae import data
 from aevae.config import TrainConfig, resolve
 from aevae.tracking import MemoryTracker
-from aevae.models import build
-from aevae.training.loop import train, train_epoch
-from aevae.training.runtime import autocast, pick_device, uses_bf16, uses_channels_last
+from aevae.errors import AevaeError
+from aevae.training.loop import setup, train, train_epoch
+from aevae.training.runtime import pick_device, uses_bf16, uses_channels_last
 
 
-def syncs_per_epoch(cfg: TrainConfig, splits: data.Splits, device: torch.device) -> int:
+def syncs_per_epoch(cfg: TrainConfig, splits: data.Splits) -> int:
     """How many times one training epoch of `cfg` made the host wait for the GPU."""
     cfg = resolve(cfg)
-    model = build(cfg, splits.spec.shape).to(device)
-    if uses_channels_last(cfg.memory_format, cfg.arch, device):
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
-    on_device = splits.to(device)
+    run = setup(cfg, splits.spec.shape)
+    on_device = splits.to(run.device)
     generator = torch.Generator().manual_seed(cfg.seed)
-    precision = autocast(device, uses_bf16(cfg.precision, device))
     torch.cuda.synchronize()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         torch.cuda.set_sync_debug_mode("warn")
         try:
-            train_epoch(model, optimizer, on_device, cfg, generator, precision, 1)
+            train_epoch(run.model, run.optimizer, on_device, cfg, generator, run.precision, 1)
         finally:
             torch.cuda.set_sync_debug_mode("default")
     return sum("synchroniz" in str(w.message) for w in caught)
@@ -64,10 +61,13 @@ def main() -> None:
     parser.add_argument("--memory-format", default="auto", help="auto, channels_last or contiguous (default: auto)")
     args = parser.parse_args()
 
-    base = TrainConfig(dataset=args.dataset, epochs=args.epochs, device=args.device, precision=args.precision,
-                       memory_format=args.memory_format)
-    device = pick_device(base.device)
-    splits = data.load(base.dataset, args.data_dir, base.val_size, base.subset)
+    try:
+        base = resolve(TrainConfig(dataset=args.dataset, epochs=args.epochs, device=args.device,
+                                   precision=args.precision, memory_format=args.memory_format))
+        device = pick_device(base.device)
+        splits = data.load(base.dataset, args.data_dir, base.val_size, base.subset)
+    except AevaeError as exc:
+        parser.error(str(exc))
     rows, problems = [], []
     for model in ("ae", "vae"):
         for arch in ("mlp", "conv"):
@@ -82,7 +82,7 @@ def main() -> None:
                 problems.append(f"{model}/{arch}: non-finite {bad}, {len(figures)} figures, "
                                 f"{len(record['images'])} frame keys, model {'model' in record['artifacts']}")
             layout = "channels_last" if uses_channels_last(cfg.memory_format, arch, device) else "contiguous"
-            syncs = syncs_per_epoch(cfg, splits, device) if device.type == "cuda" else "-"
+            syncs = syncs_per_epoch(cfg, splits) if device.type == "cuda" else "-"
             rows.append([f"{model}/{arch}/{cfg.dataset}", str(device), "bf16" if uses_bf16(cfg.precision, device)
                          else "fp32", layout, syncs, f"{statistics.median(epochs):.2f}", f"{result.seconds:.1f}",
                          f"{result.test['recon_mse']:.5f}", f"{result.test.get('elbo', float('nan')):.2f}",

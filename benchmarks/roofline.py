@@ -3,7 +3,7 @@
 For every {AE, VAE} x {MLP, conv} cell it counts the floating-point operations of one
 training step (forward, backward; torch.utils.flop_counter), times that step on real
 images, and divides the rate it reached by the rate of one large fp32 matrix product at the
-same thread count. A cell near 1.0 is compute-bound: only fewer operations (a smaller model,
+same thread count (the fastest of 20 products). A cell near 1.0 is compute-bound: only fewer operations (a smaller model,
 fewer epochs) or cheaper ones (bf16 where the CPU has it) can make it much faster, not
 another memory format, compiler or scheduler. A second table does the same for each
 convolution of the conv cells alone (forward and backward at the shapes a training batch
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import statistics
 import time
 
 import pandas as pd
@@ -26,12 +25,13 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from aevae import data
 from aevae.config import TrainConfig, resolve
-from aevae.models import build
-from aevae.training.runtime import autocast, pick_device, uses_bf16, uses_channels_last
+from aevae.errors import AevaeError
+from aevae.training.loop import setup
 
 
 def matmul_rate(size: int = 1024, repeats: int = 20) -> float:
-    """FLOP/s of an fp32 [size x size] @ [size x size] product, the median of `repeats`."""
+    """FLOP/s of an fp32 [size x size] @ [size x size] product, the fastest of `repeats`: a
+    ceiling, which a neighbour's load on a shared host should not lower."""
     a, b = torch.randn(size, size), torch.randn(size, size)
     a @ b  # warm-up
     times = []
@@ -39,31 +39,7 @@ def matmul_rate(size: int = 1024, repeats: int = 20) -> float:
         start = time.perf_counter()
         a @ b
         times.append(time.perf_counter() - start)
-    return 2 * size**3 / statistics.median(times)
-
-
-def step_rate(cfg: TrainConfig, images: torch.Tensor, steps: int) -> tuple[float, float]:
-    """(FLOP per step, steps per second) of `cfg`'s training step on the batch `images`."""
-    device = pick_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-    model = build(cfg, tuple(images.shape[1:])).to(device)
-    if uses_channels_last(cfg.memory_format, cfg.arch, device):
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    precision = autocast(device, uses_bf16(cfg.precision, device))
-    x = images.to(device)
-
-    def step() -> None:
-        with precision:
-            loss = model.loss(x).total
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    counter = FlopCounterMode(display=False)
-    with counter:
-        step()
-    return counter.get_total_flops(), 1 / timed(step, steps)
+    return 2 * size**3 / min(times)
 
 
 def timed(fn, steps: int) -> float:
@@ -76,28 +52,43 @@ def timed(fn, steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
+def step_rate(cfg: TrainConfig, images: torch.Tensor, steps: int) -> tuple[float, float]:
+    """(FLOP per step, steps per second) of `cfg`'s training step on the batch `images`."""
+    run = setup(cfg, tuple(images.shape[1:]))
+    x = images.to(run.device)
+
+    def step() -> None:
+        with run.precision:
+            loss = run.model.loss(x).total
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimizer.step()
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    return counter.get_total_flops(), 1 / timed(step, steps)
+
+
 def layer_rates(cfg: TrainConfig, images: torch.Tensor, steps: int) -> list[dict]:
     """GFLOP/s of forward plus backward of each convolution of `cfg`'s model, alone, at the
     input shape a batch of `images` gives it (the first layer's input needs no gradient)."""
-    model = build(cfg, tuple(images.shape[1:]))
-    channels_last = uses_channels_last(cfg.memory_format, cfg.arch, torch.device("cpu"))
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    run = setup(cfg, tuple(images.shape[1:]))
     shapes = {}
 
     def record(module, inputs, output) -> None:
         shapes[module] = inputs[0].shape
 
-    hooks = [m.register_forward_hook(record) for m in model.modules()
+    hooks = [m.register_forward_hook(record) for m in run.model.modules()
              if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
     with torch.no_grad():
-        model.loss(images)
+        run.model.loss(images.to(run.device))
     for hook in hooks:
         hook.remove()
     rows = []
     for module, shape in shapes.items():
-        x = torch.randn(shape)
-        if channels_last:
+        x = torch.randn(shape, device=run.device)
+        if run.channels_last:
             x = x.to(memory_format=torch.channels_last)
         x.requires_grad_(shape[1] != images.shape[1])
 
@@ -113,18 +104,31 @@ def layer_rates(cfg: TrainConfig, images: torch.Tensor, steps: int) -> list[dict
     return rows
 
 
+def positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of at least 1")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default=None, help="dataset root (default: $AEVAE_DATA_DIR, else ./data)")
     parser.add_argument("--dataset", default="mnist")
-    parser.add_argument("--threads", type=int, nargs="+", default=[torch.get_num_threads()],
+    parser.add_argument("--threads", type=positive, nargs="+", default=[torch.get_num_threads()],
                         help="torch thread counts to measure at (default: torch's own)")
-    parser.add_argument("--steps", type=int, default=60, help="timed steps per cell (default: 60)")
+    parser.add_argument("--steps", type=positive, default=60, help="timed steps per cell (default: 60)")
     parser.add_argument("--precision", default="auto", help="auto, bf16 or fp32 (default: auto)")
     args = parser.parse_args()
 
-    base = resolve(TrainConfig(dataset=args.dataset, device="cpu", precision=args.precision))
-    splits = data.load(base.dataset, args.data_dir, base.val_size, base.subset)
+    try:
+        base = resolve(TrainConfig(dataset=args.dataset, device="cpu", precision=args.precision))
+        splits = data.load(base.dataset, args.data_dir, base.val_size, base.subset)
+    except AevaeError as exc:
+        parser.error(str(exc))
     images = splits.train.floats(slice(0, base.batch_size))
     rows, layers = [], []
     for threads in args.threads:

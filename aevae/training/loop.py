@@ -56,6 +56,42 @@ def input_datasets(data: Splits) -> list[InputDataset]:
                          part.labels.cpu().numpy()) for context, part in parts if part is not None]
 
 
+@dataclass
+class Setup:
+    """What a run trains with: its device, numerics, model and optimiser."""
+
+    device: torch.device
+    bf16: bool
+    channels_last: bool
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+
+    @property
+    def precision(self):
+        """The autocast context for a forward pass (a fresh one each time it is read)."""
+        return autocast(self.device, self.bf16)
+
+
+def setup(cfg: TrainConfig, shape: tuple[int, int, int]) -> Setup:
+    """The device, numerics, seeded model and optimiser of a run of the resolved `cfg` on
+    images of `shape`; the benchmarks that time a step build it here too, so they time
+    what a run trains."""
+    device = pick_device(cfg.device)
+    bf16 = uses_bf16(cfg.precision, device)
+    if device.type == "cpu":
+        torch.set_flush_denormal(True)  # subnormal Adam moments slow fp32 CPU steps measurably
+    torch.manual_seed(cfg.seed)
+    channels_last = uses_channels_last(cfg.memory_format, cfg.arch, device)
+    model = build(cfg, shape).to(device)
+    if channels_last:  # inputs follow the weights' format inside each convolution
+        model = model.to(memory_format=torch.channels_last)
+    # Fused Adam on CUDA: one kernel for the whole step; an H100 trained every MNIST cell
+    # 1.08-1.14x faster per epoch with it (torch.compile gained nothing there).
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                 fused=device.type == "cuda")
+    return Setup(device, bf16, channels_last, model, optimizer)
+
+
 def train(cfg: TrainConfig, data: Splits, tracker: Tracker, on_epoch: EpochHook | None = None,
           *, tags: dict[str, str] | None = None, run_name: str | None = None,
           log_artifacts: bool = True) -> Result:
@@ -66,23 +102,12 @@ def train(cfg: TrainConfig, data: Splits, tracker: Tracker, on_epoch: EpochHook 
     cfg = resolve(cfg)
     if data.spec.name != cfg.dataset:
         raise ConfigError(f"the config asks for '{cfg.dataset}' but the data given is '{data.spec.name}'.")
-    device = pick_device(cfg.device)
-    bf16 = uses_bf16(cfg.precision, device)
-    precision = autocast(device, bf16)  # one context, entered for every forward pass
-    if device.type == "cpu":
-        torch.set_flush_denormal(True)  # subnormal Adam moments slow fp32 CPU steps measurably
-    torch.manual_seed(cfg.seed)
-    channels_last = uses_channels_last(cfg.memory_format, cfg.arch, device)
-    model = build(cfg, data.spec.shape).to(device)
-    if channels_last:  # inputs follow the weights' format inside each convolution
-        model = model.to(memory_format=torch.channels_last)
-    # Fused Adam on CUDA: one kernel for the whole step; an H100 trained every MNIST cell
-    # 1.08-1.14x faster per epoch with it (torch.compile gained nothing there).
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                 fused=device.type == "cuda")
+    built = setup(cfg, data.spec.shape)
+    device, model, optimizer = built.device, built.model, built.optimizer
+    precision = built.precision  # one context, entered for every forward pass
     splits = data.to(device)
     order_generator = torch.Generator().manual_seed(cfg.seed)
-    all_tags = {**run_tags(cfg), **environment_tags(device, bf16, channels_last), **(tags or {})}
+    all_tags = {**run_tags(cfg), **environment_tags(device, built.bf16, built.channels_last), **(tags or {})}
     name = run_name or f"{cfg.model}-{cfg.arch}-{cfg.dataset}-s{cfg.seed}"
     result = Result(run_id="", config=cfg)
     # Frames are images, so a run that logs no files logs none either.
