@@ -32,11 +32,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
-test: install ## fast test suite (a few minutes)
-	$(BIN)/python -m pytest -q
+test: install ## fast test suite (a few minutes); its header names the machine and what each auto setting is here
+	$(BIN)/python -m pytest
 
 test-slow: install ## real-data and long tests (needs AEVAE_DATA_DIR with MNIST)
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -m slow
 
 train: install ## one example run: VAE, conv, MNIST, 5 epochs
 	$(BIN)/aevae train --model vae --arch conv --dataset mnist --epochs 5
@@ -61,7 +61,7 @@ ttq: install ## time to quality: seconds until each MNIST lab cell reaches its f
 overhead: install ## time the end-of-run analysis on MNIST cells, print what it finds (~10 min quiet)
 	$(BIN)/python benchmarks/analysis_overhead.py $(ARGS)
 
-ui: install ## MLflow UI on the embedded store (http://127.0.0.1:$(PORT))
+ui: install ## MLflow UI on the embedded store (http://127.0.0.1:$(PORT); click Model training, or open the link aevae bench prints)
 	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_STORE) --port $(PORT)
 
 tune: install ## run or resume the Optuna study STUDY (default quick: a few minutes on a CPU)

@@ -31,7 +31,7 @@ from aevae.config import TrainConfig, resolve
 from aevae.tracking import MemoryTracker
 from aevae.errors import AevaeError
 from aevae.training.loop import setup, train, train_epoch
-from aevae.training.runtime import pick_device, uses_bf16, uses_channels_last
+from aevae.machine import pick_device, uses_bf16, uses_channels_last
 
 
 def syncs_per_epoch(cfg: TrainConfig, splits: data.Splits) -> int:

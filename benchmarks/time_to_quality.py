@@ -36,7 +36,7 @@ from aevae.bench.grid import expand, load_grid, select
 from aevae.errors import ConfigError
 from aevae.tracking import MemoryTracker
 from aevae.training.loop import train
-from aevae.training.runtime import cpu_has_bf16
+from aevae.machine import cpu
 
 # "<model>/<arch>/<dataset>" -> validation target: VAE val/elbo at least, AE val/recon_mse at
 # most. From `make bench` at 5bfe4fd on a 2-core CPU without bf16 (so fp32): the seed-0 run's
@@ -139,7 +139,7 @@ def main() -> None:
                          f"non-empty list of runs, each with {', '.join(sorted(RECORD_KEYS))}.")
         print(table(records).to_markdown(index=False))
         return
-    variants = [v for v in args.variants if v != "bf16" or cpu_has_bf16() or args.bf16]
+    variants = [v for v in args.variants if v != "bf16" or cpu().has_bf16 or args.bf16]
     if len(variants) < len(args.variants):
         print("bf16 left out: this CPU has no bf16 instructions (it ran ~15x slower than fp32 on one); --bf16 times it anyway")
     try:

@@ -19,6 +19,12 @@ import pytest
 from aevae.data import DATASETS, DatasetSpec
 from aevae.data.sources import RemoteFile
 
+# The numerics a test pins when its numbers matter: what `auto` resolves to (bf16 autocast on
+# a CPU with bf16 instructions, channels-last conv nets on CPU, CUDA where present) differs
+# between machines, and a test's numbers must not. The auto paths have tests of their own
+# (test_machine.py, and test_train.py runs both precisions and both layouts).
+PINNED = {"precision": "fp32", "memory_format": "contiguous", "device": "cpu"}
+
 # A closed port on loopback: a download attempt fails at once, as it does offline.
 UNREACHABLE = ("http://127.0.0.1:9/",)
 
@@ -114,6 +120,15 @@ def cli_subprocess_env(**extra: str) -> dict[str, str]:
     the installed one."""
     path = os.pathsep.join(filter(None, [str(CLI_SUBPROCESS.parent), os.environ.get("PYTHONPATH")]))
     return {**os.environ, "PYTHONPATH": path, **extra}
+
+
+def pytest_report_header(config) -> list[str]:
+    """The machine in the header of every test report: its CPU and the flags that pick
+    kernels, torch's build, and what each `auto` resolves to here, so a failure says which
+    path it took."""
+    from aevae.machine import header_lines
+
+    return header_lines()
 
 
 @pytest.fixture

@@ -12,6 +12,8 @@ AEVAE_BROWSER_SHOTS.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import shutil
@@ -29,7 +31,7 @@ import pytest
 
 from aevae.cli import main
 from aevae.data import DATASETS
-from aevae.tracking import names
+from aevae.tracking import links, names
 from conftest import register, write_mnist_family
 
 pytestmark = pytest.mark.slow  # a grid, a study, a report, two servers and a browser: minutes
@@ -155,7 +157,10 @@ def lab(sync_api, tmp_path_factory):
         patch.setenv("AEVAE_DATA_DIR", str(root / "data"))
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         patch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-        assert main(["bench", str(root / "browser.toml"), "--results-dir", str(root / "results")]) == 0
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            assert main(["bench", str(root / "browser.toml"), "--results-dir", str(root / "results")]) == 0
+        bench_output = printed.getvalue()
         assert main(["tune", "browser", "--studies-dir", str(root / "studies"), "--storage", str(journal)]) == 0
         assert main(["report", "browser", "--out", str(root / "report")]) == 0
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
@@ -174,7 +179,7 @@ def lab(sync_api, tmp_path_factory):
         for server in servers:
             server.wait_ready()
         yield {"uri": uri, "mlflow": servers[0].url, "dashboard": servers[1].url, "journal": journal,
-               "report": root / "report"}
+               "report": root / "report", "bench_output": bench_output}
     finally:
         for server in servers:
             server.stop()
@@ -234,6 +239,38 @@ def test_the_grid_lists_its_runs_with_their_dataset_and_source(lab, page):
     assert sorted(re.sub(r"\s+", " ", text).strip() for text in options.all_inner_texts()) == sorted(
         f"mnist ({i.dataset.digest}) {next(t.value for t in i.tags if t.key == names.INPUT_CONTEXT).title()}"
         for i in runs[0].inputs.dataset_inputs)
+
+
+def test_a_newcomer_following_the_printed_link_or_the_switch_sees_the_grids_runs(lab, page, shots):
+    """What a newcomer sees first. MLflow 3's UI starts in its GenAI view (an experiment
+    there opens on a traces overview); the link `aevae bench` prints last opens the runs
+    table, and so does the experiment's own link once *Model training* is chosen."""
+    experiment_id, runs = grid_runs(lab["uri"])
+    printed = [line for line in lab["bench_output"].splitlines() if line.startswith("runs in the MLflow UI:")]
+    assert printed, lab["bench_output"]
+    url = printed[-1].rsplit(" ", 1)[-1].replace(links.LOCAL_UI, lab["mlflow"])
+    assert url == links.experiment_url(lab["mlflow"], experiment_id)
+    page.goto(url)
+    for run in runs:
+        page.get_by_text(run.info.run_name, exact=True).wait_for()
+    shoot(page, shots, "newcomer-printed-link")
+    fresh = page.context.browser.new_page(viewport=VIEWPORT)  # a browser that has chosen nothing yet
+    try:
+        fresh.set_default_timeout(PAGE_S * 1000)
+        fresh.goto(f"{lab['mlflow']}/")
+        fresh.get_by_text("Model training", exact=True).first.click()
+        fresh.get_by_text(names.bench_experiment("browser"), exact=True).first.click()
+        for run in runs:
+            fresh.get_by_text(run.info.run_name, exact=True).wait_for()
+        shoot(fresh, shots, "newcomer-model-training-switch")
+    finally:
+        fresh.close()
+    assert grid_experiment_kind(lab["uri"]) == names.MODEL_TRAINING_KIND
+
+
+def grid_experiment_kind(uri: str) -> str | None:
+    experiment = mlflow.MlflowClient(uri).get_experiment_by_name(names.bench_experiment("browser"))
+    return experiment.tags.get(names.EXPERIMENT_KIND)
 
 
 def test_a_run_page_draws_a_metric_chart_and_shows_its_reconstructions(lab, page, shots):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from conftest import PINNED
 from report_store import Store, finished_metrics
 
 from aevae import data
@@ -26,7 +27,7 @@ from aevae.training.loop import train
 from aevae.tune.space import find_study, load_set
 
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
-SMALL = TrainConfig(epochs=2, batch_size=50, val_size=100, hidden_dim=32, latent_dim=2, analysis=False)
+SMALL = TrainConfig(epochs=2, batch_size=50, val_size=100, hidden_dim=32, latent_dim=2, analysis=False, **PINNED)
 TINY_STUDY = """
 trials = 1
 [cells]

@@ -145,3 +145,17 @@ def test_a_run_without_an_entry_point_names_its_script_as_mlflow_does(tracking_u
     tags = mlflow.MlflowClient(tracking_uri).get_run(run_id).data.tags
     assert tags[names.MLFLOW_SOURCE_TYPE] == "LOCAL" and tags[names.MLFLOW_SOURCE_NAME]
 
+
+
+def test_every_experiment_aevae_makes_is_marked_as_model_training(bench_runs, tracking_uri):
+    """MLflow 3's UI reads `mlflow.experimentKind` to decide what an experiment's page offers;
+    an experiment of an older aevae (or made by hand) gets the tag when aevae next opens it."""
+    client, experiment_id, _ = bench_runs
+    assert client.get_experiment(experiment_id).tags[names.EXPERIMENT_KIND] == names.MODEL_TRAINING_KIND
+    with MlflowTracker(tracking_uri, "trained", entry_point=names.ENTRY_TRAIN).run("r", {}, {}):
+        pass
+    older = client.create_experiment("tune/older")
+    MlflowTracker(tracking_uri, "tune/older", entry_point=names.ENTRY_TUNE)
+    for name in ("trained", "tune/older"):
+        assert client.get_experiment_by_name(name).tags[names.EXPERIMENT_KIND] == names.MODEL_TRAINING_KIND
+    assert client.get_experiment(older).tags[names.EXPERIMENT_KIND] == names.MODEL_TRAINING_KIND

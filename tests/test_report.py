@@ -85,7 +85,8 @@ def test_report_tables_numbers_failures_links_and_figures(lab, tmp_path, capsys)
 
     client, experiment = lab.client, lab.experiment_id
     seed0 = [r for r in client.search_runs([experiment], "tags.cell = 'ae/mlp/mnist' and tags.seed = '0'")][0]
-    assert f"(http://ui:5000/#/experiments/{experiment}/runs/{seed0.info.run_id})" in ae["runs"]
+    assert f"(http://ui:5000/#/experiments/{experiment}/runs/{seed0.info.run_id}?workflowType=machine_learning)" \
+        in ae["runs"]
 
     kl_section = text.split("## What the KL term does", 1)[1].split("\n## ", 1)[0]
     readings = [line for line in kl_section.splitlines() if line.startswith("- ")]
@@ -248,3 +249,18 @@ def test_a_cell_whose_runs_resolved_auto_to_different_precision_or_device_says_s
     assert row_of(headline, model="VAE")["notes"] == ""
     assert "2 cell(s) mix runs of different precision or device, so their spread includes that " \
            "difference (see their notes): ae/conv/mnist, ae/mlp/mnist" in text
+
+
+@pytest.mark.parametrize("vae,ae,shown", [
+    (0.2211, 0.2255, "2.0% lower than"),  # was "1.0x lower than": a ratio that reads as nothing
+    (0.2256, 0.2255, "about the same as"),
+    (0.25, 0.2, "25% higher than"),
+    (0.1, 0.2, "50% lower than"),
+    (0.5, 0.2, "2.5x"),
+    (0.061, 0.01, "6.1x"),
+])
+def test_the_readings_say_how_far_apart_two_means_are_in_words_a_reader_can_use(vae, ae, shown):
+    from aevae.report.ae_vae import mse_sentence
+
+    sentence = mse_sentence(pd.DataFrame({"test/recon_mse": [ae]}), pd.DataFrame({"test/recon_mse": [vae]}))
+    assert sentence.startswith(f"The VAE's recon MSE is {shown} the AE's (")

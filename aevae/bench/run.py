@@ -32,7 +32,7 @@ from aevae.bench.outcomes import Outcome, GridSummary
 from aevae.bench.runner import BenchContext, run_pool, run_serial, threads_per_worker
 from aevae.data import DATASETS, data_root
 from aevae.executors import ExecutorOptions, ray_door
-from aevae.tracking import absolute_uri, failure_reason, names
+from aevae.tracking import absolute_uri, failure_reason, links, names
 from aevae.tracking.checks import StoreLost
 from aevae.tracking.runs import EXPERIMENT_TAG_CHARS, RunStore
 from aevae.tracking.workers import DEFAULT_GRACE_S, this_worker
@@ -156,7 +156,18 @@ def _run(grid: Grid, cells: list[Cell], selected: list[Cell], ctx: BenchContext,
         raise
     progress.bar.close()
     claims.reap(store, ctx.experiment_id, ctx.grace_s)  # a worker process that died mid-cell
-    return save(summarize(grid, selected, skipped + progress.outcomes, started), csv_path)
+    summary = save(summarize(grid, selected, skipped + progress.outcomes, started), csv_path)
+    print(runs_line(store.tracking_uri, ctx.experiment_id))
+    return summary
+
+
+def runs_line(tracking_uri: str, experiment_id: str) -> str:
+    """Where a person sees the runs: the experiment's runs table in MLflow's UI, in its
+    model-training view (MLflow 3 starts on GenAI traces; see aevae.tracking.links)."""
+    ui = links.ui_base(tracking_uri)
+    if ui is None:
+        return f"runs in the MLflow UI: make ui, then {links.experiment_url(links.LOCAL_UI, experiment_id)}"
+    return f"runs in the MLflow UI: {links.experiment_url(ui, experiment_id)}"
 
 
 def run_cells(todo: list[Cell], ctx: BenchContext, workers: int, cluster, report) -> None:

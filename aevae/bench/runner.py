@@ -25,6 +25,7 @@ from aevae.config import to_dict
 from aevae.data.cache import DataCache
 from aevae.errors import AevaeError, debugging
 from aevae.interrupts import Interrupted
+from aevae.machine import usable_cores
 from aevae.redact import redact
 from aevae.bench.grid import Cell
 from aevae.bench.outcomes import Outcome
@@ -195,25 +196,9 @@ def _run_in_worker(cell: Cell, ctx: BenchContext) -> Outcome:
         _on_stop_signals(_note_stop)
 
 
-def usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def threads_per_worker(workers: int) -> int:
     """Each worker's share of the cores this process may use (at least one thread)."""
     return max(1, usable_cores() // workers)
-
-
-AUTO_MAX_WORKERS = 8  # each worker holds its own copy of the datasets
-
-
-def auto_workers() -> int:
-    """`--workers auto`: one single-thread worker per core on CPU, since these small models
-    use a second thread poorly (the README's "Time to quality" has what it did to the lab
-    grid on a 2-core CPU); one worker where CUDA is present, which the cells would share."""
-    if torch.cuda.is_available():
-        return 1
-    return max(1, min(usable_cores(), AUTO_MAX_WORKERS))
 
 
 def run_serial(cells: list[Cell], ctx: BenchContext, report: OnOutcome) -> None:

@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     tracking_uri = check_store(args.tracking_uri)
 
     from aevae.bench.run import run_grid
-    from aevae.bench.runner import auto_workers
+    from aevae.machine import auto_workers
 
     if args.workers == "auto":
         args.workers = 1 if executor.executor == "ray" else auto_workers()

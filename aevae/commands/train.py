@@ -30,12 +30,16 @@ def run(args: argparse.Namespace) -> int:
     tracking_uri = check_store(args.tracking_uri)  # before the data: nothing trains into a dead store
 
     from aevae import data
-    from aevae.training.runtime import pick_device
+    from aevae.machine import pick_device
 
     pick_device(cfg.device)  # a device this machine lacks fails before anything is created
     splits = data.load(cfg.dataset, args.data_dir, cfg.val_size, cfg.subset)
     # training and MLflow load only once the data is at hand: seconds saved on a failure
+    from aevae.config import resolve
     from aevae.training.loop import train
+    from aevae.training.memory import check_fits
+
+    check_fits(resolve(cfg), splits.spec.shape, pick_device(cfg.device))  # before the store is touched
     from aevae.tracking import names
     from aevae.tracking.mlflow_tracker import MlflowTracker
 

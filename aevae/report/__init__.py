@@ -17,10 +17,10 @@ from aevae.bench.defaults import DEFAULT_GRID, RESULTS_DIR
 from aevae.folders import FolderError, check_writable
 from aevae.report import ae_vae, downloads, markdown, panels, plots, references, tables
 from aevae.report.compact import compact
-from aevae.redact import without_credentials
 from aevae.report.display import in_cell_order
 from aevae.report.runs import GridRuns, ReportError, load_grid_runs
 from aevae.tracking import default_tracking_uri
+from aevae.tracking.links import ui_base
 from aevae.tracking.reader import StoreReader
 
 RESULTS_FILE = "RESULTS.md"
@@ -49,14 +49,6 @@ class Report:
         version = f"version {self.grid.version}, " if self.grid.version else ""
         return (f"wrote {self.path} ({version}{slots['cell'].nunique()} cells, {finished} of {len(slots)} runs "
                 f"finished, {len(self.figures)} figures) in {sum(self.seconds.values()):.2f} s ({phases})")
-
-
-def ui_base(tracking_uri: str, ui_url: str | None) -> str | None:
-    """Where run links point: the given UI, else the tracking server itself; without the
-    URL's user and password, which a reader of RESULTS.md must not get."""
-    if ui_url:
-        return without_credentials(ui_url)
-    return without_credentials(tracking_uri) if tracking_uri.startswith(("http://", "https://")) else None
 
 
 def draw_figures(reader: StoreReader, grid: GridRuns, folder: Path, curve_seeds: int, seconds: dict) -> tuple[dict, list[str], int]:

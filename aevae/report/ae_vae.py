@@ -47,6 +47,26 @@ def pairs(grid: GridRuns) -> list[tuple[pd.Series, pd.Series]]:
     return result
 
 
+SAME = 0.01  # means closer than this share of the AE's read "about the same"
+RATIO_FROM = 1.5  # a larger value reads as a multiple ("2.0x the AE's"), a smaller one as a percentage
+
+
+def relative(ours: float, theirs: float) -> str:
+    """How `ours` reads beside `theirs` in a sentence that ends in "the AE's": "2.0x",
+    "12% higher than", "2.0% lower than", "about the same as". A ratio near 1 is never
+    written as one ("1.0x lower" says nothing a reader can use)."""
+    if theirs == 0:
+        return "the same as" if ours == 0 else "above"
+    change = (ours - theirs) / abs(theirs)
+    if abs(change) < SAME:
+        return "about the same as"
+    if ours / theirs >= RATIO_FROM:
+        return f"{ours / theirs:.1f}x"
+    share = abs(change) * 100
+    amount = f"{share:.0f}%" if share >= 10 else f"{share:.1f}%"
+    return f"{amount} {'higher' if change > 0 else 'lower'} than"
+
+
 def mse_sentence(ae: pd.DataFrame, vae: pd.DataFrame) -> str:
     mse_ae, mse_vae = stat(ae, "test/recon_mse"), stat(vae, "test/recon_mse")
     if mse_ae is None or mse_vae is None:
@@ -54,11 +74,7 @@ def mse_sentence(ae: pd.DataFrame, vae: pd.DataFrame) -> str:
     both = f"({number(mse_vae.mean)} vs {number(mse_ae.mean)})"
     if within_noise(mse_ae, mse_vae):
         return f"The VAE reconstructs as well as the AE in MSE, within seed noise {both}."
-    if mse_ae.mean > 0 and mse_vae.mean >= mse_ae.mean:
-        return f"The VAE's recon MSE is {mse_vae.mean / mse_ae.mean:.1f}x the AE's {both}."
-    if mse_vae.mean > 0:
-        return f"The VAE's recon MSE is {mse_ae.mean / mse_vae.mean:.1f}x lower than the AE's {both}."
-    return f"The VAE's recon MSE is {number(mse_vae.mean)}, the AE's {number(mse_ae.mean)}."
+    return f"The VAE's recon MSE is {relative(mse_vae.mean, mse_ae.mean)} the AE's {both}."
 
 
 def reading(ae: pd.DataFrame, vae: pd.DataFrame, latent_dim: str | None) -> list[str]:
@@ -78,11 +94,15 @@ def reading(ae: pd.DataFrame, vae: pd.DataFrame, latent_dim: str | None) -> list
     for key, what, better in (("test/frechet", "The Fréchet distance of its samples", "lower"),
                               ("test/probe_acc", "Its linear-probe accuracy", "higher")):
         a, v = stat(ae, key), stat(vae, key)
-        if a and v and a.mean != v.mean:
-            gained = (v.mean < a.mean) == (better == "lower")
-            direction = "lower" if v.mean < a.mean else "higher"
-            sentences.append(f"{what} is {direction} ({number(v.mean)} vs {number(a.mean)}): "
-                             f"{'better' if gained else 'worse'} than the AE's.")
+        if not (a and v):
+            continue
+        both = f"({number(v.mean)} vs {number(a.mean)})"
+        if within_noise(a, v) or relative(v.mean, a.mean) == "about the same as":
+            sentences.append(f"{what} is about the same as the AE's {both}.")
+            continue
+        gained = (v.mean < a.mean) == (better == "lower")
+        direction = "lower" if v.mean < a.mean else "higher"
+        sentences.append(f"{what} is {direction} {both}: {'better' if gained else 'worse'} than the AE's.")
     return sentences
 
 

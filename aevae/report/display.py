@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from aevae.registry import ARCH_TITLES, DATASET_INFO, MODEL_TITLES
+from aevae.tracking.links import run_url
 
 MISSING = "—"
 
@@ -137,14 +138,9 @@ def markdown_text(value) -> str:
     return " ".join(str(value).split()).replace("|", "\\|")
 
 
-def run_url(ui_url: str | None, experiment_id: str, run_id: str) -> str | None:
-    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}" if ui_url else None
-
-
 def run_link(ui_url: str | None, experiment_id: str, run_id: str, short: bool = True) -> str:
     """A run id (the first 8 characters when `short`), linked to the MLflow UI when known."""
     if not run_id:
         return MISSING
     shown = run_id[:8] if short else run_id
-    url = run_url(ui_url, experiment_id, run_id)
-    return f"[`{shown}`]({url})" if url else f"`{shown}`"
+    return f"[`{shown}`]({run_url(ui_url, experiment_id, run_id)})" if ui_url else f"`{shown}`"

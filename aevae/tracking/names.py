@@ -36,6 +36,10 @@ def versioned(tag: str, label: str) -> str:
     return f"{tag}/{label}" if label else tag
 
 NOTE = "mlflow.note.content"  # MLflow's description field (the grid file's description)
+# What MLflow 3's UI takes an experiment for (its own tag, read by its UI bundle): model
+# training, so the experiment's page offers the training runs rather than GenAI traces.
+EXPERIMENT_KIND = "mlflow.experimentKind"
+MODEL_TRAINING_KIND = "custom_model_development"
 
 # --- What a run is ---------------------------------------------------------------------
 MODEL = "model"

@@ -78,19 +78,22 @@ class RunStore:
 
     def experiment(self, name: str) -> str:
         """The id of experiment `name`, created if missing (safe when processes race to
-        create it), restored if deleted."""
+        create it), restored if deleted; marked as model training for MLflow's UI."""
+        kind = {names.EXPERIMENT_KIND: names.MODEL_TRAINING_KIND}
         found = self.client.get_experiment_by_name(name)
-        if found is not None:
-            if found.lifecycle_stage == "deleted":
-                self.client.restore_experiment(found.experiment_id)
-            return found.experiment_id
-        try:
-            return self.client.create_experiment(name, artifact_location=artifact_root(self.tracking_uri))
-        except MlflowException:
-            found = self.client.get_experiment_by_name(name)
-            if found is None:
-                raise
-            return found.experiment_id
+        if found is None:
+            try:
+                return self.client.create_experiment(name, artifact_location=artifact_root(self.tracking_uri),
+                                                     tags=kind)
+            except MlflowException:
+                found = self.client.get_experiment_by_name(name)
+                if found is None:
+                    raise
+        if found.lifecycle_stage == "deleted":
+            self.client.restore_experiment(found.experiment_id)
+        if found.tags.get(names.EXPERIMENT_KIND) is None:  # made by an older aevae, or by hand
+            self.set_experiment_tags(found.experiment_id, kind)
+        return found.experiment_id
 
     def set_experiment_tags(self, experiment_id: str, tags: dict[str, str]) -> None:
         for key, value in tags.items():

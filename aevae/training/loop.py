@@ -3,6 +3,7 @@ trial go through it."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -13,13 +14,14 @@ from tqdm.auto import tqdm
 
 from aevae.analysis import analyse
 from aevae.analysis.codes import encode
-from aevae.training import frames, run_figures
+from aevae.training import frames, memory, run_figures
 from aevae.config import TrainConfig, config_hash, frame_epochs, resolve, to_dict
 from aevae.data import Splits
 from aevae.errors import ConfigError, TrainingFailed
 from aevae.training.evaluate import evaluate
 from aevae.models import build
-from aevae.training.runtime import autocast, environment_tags, pick_device, uses_bf16, uses_channels_last
+from aevae.machine import pick_device, uses_bf16, uses_channels_last
+from aevae.training.runtime import autocast, environment_tags
 from aevae.tracking import Tracker, names
 from aevae.tracking.records import InputDataset
 
@@ -77,6 +79,7 @@ def setup(cfg: TrainConfig, shape: tuple[int, int, int]) -> Setup:
     images of `shape`; the benchmarks that time a step build it here too, so they time
     what a run trains."""
     device = pick_device(cfg.device)
+    memory.check_fits(cfg, shape, device)  # a run far beyond the machine: one sentence, not a crash
     bf16 = uses_bf16(cfg.precision, device)
     if device.type == "cpu":
         torch.set_flush_denormal(True)  # subnormal Adam moments slow fp32 CPU steps measurably
@@ -102,7 +105,8 @@ def train(cfg: TrainConfig, data: Splits, tracker: Tracker, on_epoch: EpochHook 
     cfg = resolve(cfg)
     if data.spec.name != cfg.dataset:
         raise ConfigError(f"the config asks for '{cfg.dataset}' but the data given is '{data.spec.name}'.")
-    built = setup(cfg, data.spec.shape)
+    with out_of_memory_said(cfg, data.spec.shape, pick_device(cfg.device)):
+        built = setup(cfg, data.spec.shape)
     device, model, optimizer = built.device, built.model, built.optimizer
     precision = built.precision  # one context, entered for every forward pass
     splits = data.to(device)
@@ -115,7 +119,7 @@ def train(cfg: TrainConfig, data: Splits, tracker: Tracker, on_epoch: EpochHook 
     frame_inputs = frames.frame_inputs(cfg, splits, device) if frame_at else None
     started = time.perf_counter()
 
-    with tracker.run(name, to_dict(cfg), all_tags) as run_id:
+    with tracker.run(name, to_dict(cfg), all_tags) as run_id, out_of_memory_said(cfg, data.spec.shape, device):
         result.run_id = run_id
         tracker.log_dict(to_dict(cfg), "config.json")
         tracker.log_inputs(input_datasets(data))
@@ -141,6 +145,18 @@ def train(cfg: TrainConfig, data: Splits, tracker: Tracker, on_epoch: EpochHook 
                 on_epoch(epoch, row)
         finish(model, splits, result, tracker, precision, log_artifacts, started)
     return result
+
+
+@contextlib.contextmanager
+def out_of_memory_said(cfg: TrainConfig, shape: tuple[int, int, int], device: torch.device):
+    """An allocation that fails while the run trains ends it with the sentence that says
+    which setting to lower (aevae.training.memory), not a trace of torch's allocator."""
+    try:
+        yield
+    except Exception as exc:
+        if memory.is_out_of_memory(exc):
+            raise memory.out_of_memory(cfg, shape, device) from None
+        raise
 
 
 def finish(model, splits: Splits, result: Result, tracker: Tracker, precision, log_artifacts: bool,

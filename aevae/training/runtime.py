@@ -11,52 +11,7 @@ from pathlib import Path
 
 import torch
 
-from aevae.errors import ConfigError
 from aevae.tracking import names
-
-
-def pick_device(name: str) -> torch.device:
-    """'auto' takes CUDA when present; asking for CUDA where there is none is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' was asked for but no CUDA device is available: use --device cpu.")
-    return torch.device(name)
-
-
-@functools.cache
-def cpu_has_bf16() -> bool:
-    """Whether the CPU has native bf16 instructions (AVX512-BF16 or AMX)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def uses_bf16(precision: str, device: torch.device) -> bool:
-    """Whether a run autocasts to bf16. 'auto' does on a bf16-capable CPU, where
-    benchmarks/throughput.py measured every architecture faster in bf16 than in fp32, and not
-    on CUDA: these models are too small for bf16 to pay there, and on an H100
-    benchmarks/device_check.py measured every MNIST cell 1.2-1.35x slower per epoch in bf16
-    autocast than in fp32 (the casts cost more launches than the smaller matmuls save)."""
-    if precision != "auto":
-        return precision == "bf16"
-    if device.type == "cuda":
-        return False
-    return cpu_has_bf16()
-
-
-def uses_channels_last(memory_format: str, arch: str, device: torch.device) -> bool:
-    """Whether a run keeps its conv weights and activations channels-last. 'auto' does for
-    conv nets on CPU, where benchmarks/time_to_quality.py measured the MNIST conv cells
-    reaching their targets 1.16-1.22x sooner (oneDNN's stride-2 and 1-channel convolutions
-    are faster in NHWC); CIFAR-10's conv cells are unmeasured (no copy here), and an MLP has
-    nothing it would change. Not on CUDA: on an H100, benchmarks/device_check.py measured the
-    conv AE 1.09-1.12x slower per epoch channels-last and the conv VAE no faster."""
-    if memory_format != "auto":
-        return memory_format == "channels_last"
-    return arch == "conv" and device.type == "cpu"
 
 
 def autocast(device: torch.device, bf16: bool):

@@ -38,7 +38,7 @@ from aevae.tracking.mlflow_tracker import MlflowTracker
 from aevae.tracking.runs import RunStore
 from aevae.tracking.workers import DEFAULT_GRACE_S, this_worker
 from aevae.training.loop import train
-from aevae.training.runtime import pick_device
+from aevae.machine import pick_device
 from aevae.tune.summary import StudySummary, summarize
 
 BENCH_STUDY_SET = "lab"  # the set whose studies `aevae bench --tuned` reads
