@@ -1,7 +1,6 @@
 """The end-of-run analysis: each number on inputs with a known answer, the reference
 classifier's cache, and a tiny real run that logs every metric and figure to MLflow."""
 
-import contextlib
 import dataclasses
 import math
 import os
@@ -19,11 +18,12 @@ from aevae.analysis.probe import probe_accuracy
 from aevae.analysis.quality import confident_share, feature_stats, frechet_distance
 from aevae.config import TrainConfig, resolve, validate
 from aevae.errors import ConfigError
-from aevae.training.evaluate import evaluate
+from aevae.metrics import evaluate
+from aevae.numerics import Numerics
 from aevae.models import build
 from aevae.tracking import MemoryTracker
 from aevae.tracking.mlflow_tracker import MlflowTracker
-from aevae.training.loop import train
+from aevae.training.loop import RunOptions, train
 from conftest import PINNED, REAL_DATA
 
 TINY = TrainConfig(epochs=1, batch_size=50, val_size=100, hidden_dim=32, latent_dim=6, lr=3e-3,
@@ -47,10 +47,10 @@ def test_two_dead_latent_dimensions_give_two_fewer_active_units(data_root):
     with torch.no_grad():
         head.weight[:6] *= 20  # every mean varies well above the 0.01 threshold
     test = load().test
-    active = evaluate(model, test, binarize=False, pixel_tol=0.1, autocast=contextlib.nullcontext())
+    active = evaluate(model, test, Numerics(torch.device("cpu")), binarize=False, pixel_tol=0.1)
     with torch.no_grad():
         head.weight[[1, 4]] = 0  # means 1 and 4 become constants: dead units
-    dead = evaluate(model, test, binarize=False, pixel_tol=0.1, autocast=contextlib.nullcontext())
+    dead = evaluate(model, test, Numerics(torch.device("cpu")), binarize=False, pixel_tol=0.1)
     assert active["active_units"] == 6
     assert dead["active_units"] == 4
 
@@ -182,7 +182,7 @@ def test_a_run_without_artifacts_measures_the_same_numbers_and_logs_no_file(data
     # --no-artifacts must not make `analysis=True` a false param: only the files go.
     full, bare = MemoryTracker(), MemoryTracker()
     with_files = train(TINY, load(), full)
-    without = train(TINY, load(), bare, log_artifacts=False)
+    without = train(TINY, load(), bare, options=RunOptions(artifacts=False))
     assert {"probe_acc", "nll", *SAMPLE_METRICS} <= set(without.test)
     assert without.test == with_files.test
     assert set(bare.current["artifacts"]) == {"config.json"}
@@ -205,7 +205,7 @@ def test_the_test_split_is_encoded_once_for_the_figures_and_the_analysis_both(da
 
     def test_split_passes(cfg, log_artifacts: bool) -> int:
         passes.clear()
-        train(cfg, splits, MemoryTracker(), log_artifacts=log_artifacts)
+        train(cfg, splits, MemoryTracker(), options=RunOptions(artifacts=log_artifacts))
         return sum(passes)
 
     monkeypatch.setattr(aevae.training.loop, "build", build_counting)

@@ -56,7 +56,7 @@ def test_rules_match_lists_and_apply_in_order(tmp_path):
     assert grid.name == "g" and all(c.seed == 3 for c in expand(grid))
 
 
-def test_the_older_when_spelling_reads_as_the_same_rules_with_a_warning_at_its_line(tmp_path):
+def test_the_older_when_spelling_is_refused_with_how_to_rewrite_it(tmp_path):
     old = grid_file(tmp_path, """
 seeds = [3]
 [axes]
@@ -65,19 +65,12 @@ dataset = ["mnist", "fashion_mnist", "cifar10"]
 [[when]]
 dataset = ["mnist", "fashion_mnist"]
 set = { epochs = 4, hidden_dim = 32 }
-[[ when ]]
-epochs = 4
-set = { lr = 0.01 }
 """, name="old")
-    with pytest.warns(FutureWarning) as caught:
-        cells = expand(load_grid(str(old)))
-    (notice,) = caught
-    shown = warnings.formatwarning(notice.message, notice.category, notice.filename, notice.lineno)
-    assert shown.startswith(f"{old}:6: FutureWarning: [[when]] tables are deprecated; write each as [[rule]] ")
-    assert "when = { model = \"ae\" } and set = { epochs = 10 }." in str(notice.message)
-    assert "\n" not in str(notice.message)
-    new = expand(load_grid(str(grid_file(tmp_path, RULES))))
-    assert [(c.key, c.config_hash) for c in cells] == [(c.key, c.config_hash) for c in new]
+    with pytest.raises(ConfigError) as info:
+        load_grid(str(old))
+    assert str(info.value) == (f"{old}: [[when]] tables are no longer read; write each as [[rule]] with the fields "
+                               f"to match in when = {{...}} and the fields to give in set = {{...}}, e.g. when = "
+                               f"{{ model = \"ae\" }} and set = {{ epochs = 10 }}.")
 
 
 def test_the_repo_grids_use_the_current_spelling():
@@ -106,7 +99,7 @@ def test_the_repo_grids_use_the_current_spelling():
      "[[rule]] number 1 when: unknown config field 'modle'"),
     ("[rule]\nwhen = { model = 'ae' }\nset = { epochs = 2 }", "write each rule as a [[rule]] table"),
     ("[[rule]]\nwhen = { model = 'ae' }\nset = { epochs = 2 }\n[[when]]\nmodel = 'vae'\nset = { epochs = 3 }",
-     "holds both [[rule]] and the older [[when]] tables; write them all as [[rule]]."),
+     "[[when]] tables are no longer read; write each as [[rule]]"),
     ("[axes\nmodel = 1", "is not valid TOML"),
 ])
 def test_grid_errors_name_the_file_and_what_is_valid(tmp_path, text, message):

@@ -106,13 +106,14 @@ def test_the_heartbeat_thread_beats_until_the_block_ends(tracking_uri):
 def test_executor_options_are_checked_in_one_sentence(capsys):
     with pytest.raises(Exception, match="pass --executor ray with them"):
         ExecutorOptions("local", gpus_per_cell=1).check()
-    assert main(["bench", "smoke", "--executor", "ray", "--workers", "2"]) == 2
-    assert "on Ray the cluster's CPUs and GPUs decide" in capsys.readouterr().err
+    with pytest.raises(Exception, match="--workers must be at least 1."):
+        ExecutorOptions("ray", workers=0).check()
     assert main(["bench", "smoke", "--heartbeat-grace", "2"]) == 2
     assert capsys.readouterr().err.strip() == (
         "aevae bench: error: --heartbeat-grace must be at least 6 seconds (one beat a second).")
-    assert main(["tune", "quick", "--workers", "2", "--studies-dir", str(PACKAGE.parent / "studies")]) == 2
-    assert "pass --executor ray" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stopped:  # argparse's own way: usage, then the sentence, exit 2
+        main(["tune", "quick", "--workers", "many", "--studies-dir", str(PACKAGE.parent / "studies")])
+    assert stopped.value.code == 2 and "'many' is neither a whole number nor 'auto'" in capsys.readouterr().err
 
 
 def test_a_command_starts_its_own_cluster_only_when_none_runs(monkeypatch, tmp_path):

@@ -70,6 +70,42 @@ def test_no_import_cycles():
                     f"into a module that neither imports (an import inside a function counts too).")
 
 
+# The floors of the house, lowest first: a package imports only packages of lower floors, so
+# the import graph runs one way (no arrow back up) and no two packages import each other
+# (two packages of one floor import neither). The science sits in the middle: data, models,
+# metrics, analysis, training; orchestration (executors, bench, tune) above it, the read side
+# (report, compare) and the commands on top.
+FLOORS = [
+    {"aevae", "aevae.errors", "aevae.redact", "aevae.registry", "aevae.folders", "aevae.interrupts",
+     "aevae.extras"},
+    {"aevae.config", "aevae.machine", "aevae.tracking"},
+    {"aevae.data", "aevae.models", "aevae.numerics", "aevae.plotting"},
+    {"aevae.metrics"},
+    {"aevae.analysis"},
+    {"aevae.training", "aevae.executors"},
+    {"aevae.bench", "aevae.tune"},
+    {"aevae.report"},
+    {"aevae.compare"},
+    {"aevae.commands"},
+    {"aevae.cli", "aevae.__main__"},
+]
+
+
+def package(module: str) -> str:
+    """`aevae.bench.run` -> `aevae.bench`; a top-level module is its own package."""
+    return ".".join(module.split(".")[:2])
+
+
+def test_the_import_graph_runs_one_way():
+    floor = {name: i for i, names in enumerate(FLOORS) for name in names}
+    graph = import_graph()
+    unplaced = sorted({package(m) for m in graph} - set(floor))
+    assert not unplaced, f"place these packages on a floor of FLOORS: {unplaced}"
+    upward = sorted(f"{a} -> {b}" for a, targets in graph.items() for b in targets
+                    if package(a) != package(b) and floor[package(b)] >= floor[package(a)])
+    assert not upward, "imports that run up or sideways: " + "; ".join(upward)
+
+
 def loaded_after(code: str, *args: str) -> tuple[str, list[str]]:
     """Run `code` in a fresh interpreter on this checkout's aevae; return its output and
     which of HEAVY it left in sys.modules."""

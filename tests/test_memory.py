@@ -14,7 +14,7 @@ from aevae.cli import main
 from aevae.config import TrainConfig, resolve
 from aevae.tracking import MemoryTracker
 from aevae.training import memory
-from aevae.training.loop import train
+from aevae.training.loop import RunOptions, train
 from conftest import PINNED
 
 SMALL = TrainConfig(epochs=1, batch_size=50, val_size=100, hidden_dim=32, latent_dim=4, analysis=False, **PINNED)
@@ -54,7 +54,7 @@ def test_an_allocation_that_fails_while_training_ends_the_run_with_the_sentence(
     cfg = dataclasses.replace(SMALL, latent_dim=BEYOND_ADDRESSES)
     tracker = MemoryTracker()
     with pytest.raises(memory.ResourceError, match=r"ran out of memory on cpu .* lower latent_dim \(now 1"):
-        train(cfg, data.load("mnist", val_size=100), tracker, log_artifacts=False)
+        train(cfg, data.load("mnist", val_size=100), tracker, options=RunOptions(artifacts=False))
 
 
 GRID = """

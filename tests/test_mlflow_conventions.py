@@ -17,7 +17,7 @@ from aevae.cli import main
 from aevae.config import TrainConfig
 from aevae.tracking import names
 from aevae.tracking.mlflow_tracker import MlflowTracker
-from aevae.training.loop import train
+from aevae.training.loop import RunOptions, train
 
 CELL_GRID = """
 seeds = [0]
@@ -133,7 +133,7 @@ def test_a_trial_logs_train_and_validation_inputs_only(data_root, tracking_uri):
     cfg = TrainConfig(epochs=1, val_size=100, subset=200, hidden_dim=16, latent_dim=2, analysis=False)
     splits = data.load("mnist", val_size=100, subset=200)
     tracker = MlflowTracker(tracking_uri, "trials", entry_point=names.ENTRY_TUNE)
-    result = train(cfg, splits.without_test(), tracker, log_artifacts=False)
+    result = train(cfg, splits.without_test(), tracker, options=RunOptions(artifacts=False))
     run = mlflow.MlflowClient(tracking_uri).get_run(result.run_id)
     assert set(inputs_by_context(run)) == {names.TRAIN_CONTEXT, names.VALIDATION_CONTEXT}
     assert run.data.tags[names.MLFLOW_SOURCE_NAME] == names.ENTRY_TUNE

@@ -11,7 +11,7 @@ from aevae.errors import TrainingFailed
 from aevae.machine import uses_channels_last
 from aevae.tracking import MemoryTracker
 from aevae.tracking.mlflow_tracker import MlflowTracker
-from aevae.training.loop import setup, train
+from aevae.training.loop import RunOptions, setup, train
 from conftest import PINNED
 
 # The analysis has tests of its own (test_analysis.py); these runs measure training only.
@@ -28,7 +28,7 @@ def load(cfg):
 def test_loss_falls_and_every_metric_is_tracked(data_root, model, arch):
     cfg = dataclasses.replace(SMOKE, model=model, arch=arch, conv_channels=(8, 16))
     tracker = MemoryTracker()
-    result = train(cfg, load(cfg), tracker, log_artifacts=False)
+    result = train(cfg, load(cfg), tracker, options=RunOptions(artifacts=False))
     losses = [row["train/loss"] for row in result.history]
     assert losses[-1] < losses[0]
     assert result.history[-1]["val/loss"] < result.history[0]["val/loss"]
@@ -44,16 +44,16 @@ def test_loss_falls_and_every_metric_is_tracked(data_root, model, arch):
 
 def test_same_seed_same_numbers_other_seed_other_numbers(data_root):
     cfg = dataclasses.replace(SMOKE, epochs=2)
-    first = train(cfg, load(cfg), MemoryTracker(), log_artifacts=False)
-    again = train(cfg, load(cfg), MemoryTracker(), log_artifacts=False)
-    other = train(dataclasses.replace(cfg, seed=1), load(cfg), MemoryTracker(), log_artifacts=False)
+    first = train(cfg, load(cfg), MemoryTracker(), options=RunOptions(artifacts=False))
+    again = train(cfg, load(cfg), MemoryTracker(), options=RunOptions(artifacts=False))
+    other = train(dataclasses.replace(cfg, seed=1), load(cfg), MemoryTracker(), options=RunOptions(artifacts=False))
     assert first.test == again.test
     assert first.test != other.test
 
 
 def test_bf16_conv_run_is_deterministic(data_root):
     cfg = dataclasses.replace(SMOKE, arch="conv", conv_channels=(8, 16), epochs=1, precision="bf16")
-    runs = [train(cfg, load(cfg), MemoryTracker(), log_artifacts=False).test for _ in range(2)]
+    runs = [train(cfg, load(cfg), MemoryTracker(), options=RunOptions(artifacts=False)).test for _ in range(2)]
     assert runs[0] == runs[1]
 
 
@@ -82,7 +82,7 @@ def loss_and_gradients(cfg: TrainConfig, x: torch.Tensor) -> tuple[torch.Tensor,
     its numerics (precision, memory format) as a run sets them up."""
     built = setup(resolve(cfg), tuple(x.shape[1:]))
     torch.manual_seed(1)  # the VAE's sampling noise, the same for both layouts
-    with built.precision:
+    with built.numerics.autocast():
         parts = built.model.loss(x)
     parts.total.backward()
     gradients = torch.cat([p.grad.flatten() for p in built.model.parameters()])
@@ -121,7 +121,7 @@ def test_channels_last_training_ends_nearer_than_another_seed_and_is_recorded(da
     for fmt, seed in (("contiguous", 0), ("channels_last", 0), ("contiguous", 1), ("auto", 0)):
         tracker = MemoryTracker()
         seen[fmt, seed] = train(dataclasses.replace(cfg, memory_format=fmt, seed=seed), load(cfg), tracker,
-                                log_artifacts=False).test
+                                options=RunOptions(artifacts=False)).test
         tags[fmt, seed] = tracker.current["tags"]["memory_format"]
 
     def distance(a: dict, b: dict) -> float:
@@ -136,7 +136,7 @@ def test_channels_last_training_ends_nearer_than_another_seed_and_is_recorded(da
     assert tags["auto", 0] == chosen
     assert seen["auto", 0] == seen[chosen, 0]  # the same computation as the fixed choice: exactly
     mlp = MemoryTracker()
-    train(dataclasses.replace(SMOKE, epochs=1), load(SMOKE), mlp, log_artifacts=False)
+    train(dataclasses.replace(SMOKE, epochs=1), load(SMOKE), mlp, options=RunOptions(artifacts=False))
     assert mlp.current["tags"]["memory_format"] == "contiguous"  # an MLP has no image tensor to reorder
 
 
@@ -144,7 +144,7 @@ def test_diverging_run_fails_with_a_reason(data_root):
     cfg = dataclasses.replace(SMOKE, model="ae", lr=1e30, epochs=3)
     tracker = MemoryTracker()
     with pytest.raises(TrainingFailed, match="diverged; try a lower lr"):
-        train(cfg, load(cfg), tracker, log_artifacts=False)
+        train(cfg, load(cfg), tracker, options=RunOptions(artifacts=False))
     assert tracker.current["status"] == "FAILED"
     assert "diverged" in tracker.current["tags"]["failure_reason"]
 
@@ -162,7 +162,7 @@ def test_on_epoch_hook_sees_each_epoch_and_can_stop_the_run(data_root):
 
     tracker = MemoryTracker()
     with pytest.raises(Stop):
-        train(SMOKE, load(SMOKE), tracker, on_epoch=hook, log_artifacts=False)
+        train(SMOKE, load(SMOKE), tracker, on_epoch=hook, options=RunOptions(artifacts=False))
     assert [e for e, _ in seen] == [1, 2]
     assert tracker.current["status"] == "KILLED"
 
@@ -200,7 +200,7 @@ def test_mlflow_run_that_fails_ends_failed_with_reason(data_root, tracking_uri):
 
 
 def test_dynamic_binarization_trains_on_binary_pixels(data_root):
-    from aevae.training.evaluate import eval_batches
+    from aevae.data import eval_batches
 
     cfg = dataclasses.replace(SMOKE, binarize=True, epochs=2)
     splits = load(cfg)
@@ -208,5 +208,5 @@ def test_dynamic_binarization_trains_on_binary_pixels(data_root):
     assert set(x.unique().tolist()) == {0.0, 1.0}
     again, _ = next(eval_batches(splits.val, binarize=True))
     assert torch.equal(x, again), "evaluation images are binarized the same way every time"
-    result = train(cfg, splits, MemoryTracker(), log_artifacts=False)
+    result = train(cfg, splits, MemoryTracker(), options=RunOptions(artifacts=False))
     assert result.history[-1]["val/loss"] < result.history[0]["val/loss"]

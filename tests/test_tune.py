@@ -18,7 +18,8 @@ from aevae.tune.storage import StorageError, open_storage, owner_attrs, recover_
 from aevae.tracking import MemoryTracker
 from aevae.tracking.runs import RunStore
 from aevae.training.loop import train
-from aevae.tune.study import open_study, run_study, tuned_overrides
+from aevae.tune.study import StudyRequest, open_study, run_study, tuned_overrides
+from conftest import CLI_SUBPROCESS, cli_subprocess_env
 
 TINY_SET = """
 trials = 3
@@ -66,7 +67,7 @@ def test_study_prunes_the_worse_curve_and_mirrors_every_trial_in_mlflow(data_roo
     study = open_study(tiny, open_storage(storage))  # enqueues the default config (lr 1e-3)
     study.enqueue_trial({"lr": 3e-3})
     study.enqueue_trial({"lr": 1e-6})  # learns nothing in an epoch: worse than the median
-    summary = run_study(tiny, storage=storage, tracking_uri=tracking_uri)
+    summary = run_study(StudyRequest(tiny, storage=storage, tracking_uri=tracking_uri))
 
     trials = optuna.load_study(study_name="tiny/vae/mlp/mnist", storage=open_storage(storage)).trials
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.PRUNED]
@@ -117,7 +118,7 @@ def test_resume_fails_the_dead_process_trial_retries_its_point_and_completes(dat
         crashed.set_user_attr(key, value)
     crashed.suggest_float("lr", 1e-6, 1e-2, log=True)
 
-    summary = run_study(tiny, storage=storage, tracking_uri=tracking_uri, trials=2)
+    summary = run_study(StudyRequest(tiny, storage=storage, tracking_uri=tracking_uri, trials=2))
 
     trials = optuna.load_study(study_name=tiny.name, storage=open_storage(storage)).trials
     assert trials[0].state == TrialState.FAIL and "died" in trials[0].user_attrs["abandoned"]
@@ -187,3 +188,24 @@ def test_a_run_on_splits_without_test_never_evaluates_a_test_split(data_root, ti
 def test_tuned_overrides_is_none_without_the_default_storage(tmp_path):
     assert tuned_overrides("vae", "mlp", "mnist") is None
     assert not Path("studies/optuna.log").exists()  # looking does not create it
+
+
+def test_two_local_workers_run_two_trials_at_once(data_root, tracking_uri, tmp_path):
+    """`--workers 2` on the local executor: two processes optimize the study side by side,
+    as two Ray tasks do, each with its own sampler seed."""
+    folder = tmp_path / "studies"
+    folder.mkdir()
+    (folder / "pair.toml").write_text(TINY_SET.replace("trials = 3", "trials = 4").replace("epochs = 3", "epochs = 8")
+                                      .replace('pruner = "median"', 'pruner = "none"'))
+    storage = str(tmp_path / "optuna.log")
+    done = subprocess.run([sys.executable, str(CLI_SUBPROCESS), "tune", "pair", "--workers", "2", "--studies-dir",
+                           str(folder), "--storage", storage], env=cli_subprocess_env(), capture_output=True,
+                          text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 worker processes, 1 torch threads each" in done.stdout
+    trials = [t for t in optuna.load_study(study_name="pair/vae/mlp/mnist", storage=open_storage(storage)).trials
+              if t.state == TrialState.COMPLETE]
+    assert 4 <= len(trials) <= 5  # the second worker may finish the trial it had begun
+    assert len({t.user_attrs["pid"] for t in trials}) == 2
+    spans = sorted((t.datetime_start, t.datetime_complete) for t in trials)
+    assert any(later_start < earlier_end for (_, earlier_end), (later_start, _) in zip(spans, spans[1:]))

@@ -35,6 +35,9 @@ from aevae.analysis.quality import confident_share, feature_stats, frechet_dista
 from aevae.config import TrainConfig
 from aevae.data import Splits
 from aevae.models.autoencoders import kl_per_dim
+from aevae.numerics import Numerics
+from aevae.plotting import grid_figure, log_figure
+from aevae.tracking import names
 
 TRAIN_CODES = 10_000  # training images whose codes fit the probe and the fitted Gaussian
 INTERPOLATION_PAIRS, INTERPOLATION_STEPS = 8, 10
@@ -55,7 +58,7 @@ class _Timer:
         self.seconds[name] = time.perf_counter() - started
 
 
-def analyse(model, splits: Splits, test: Codes, cfg: TrainConfig, tracker, autocast,
+def analyse(model, splits: Splits, test: Codes, cfg: TrainConfig, tracker, numerics: Numerics,
             log_figures: bool = True) -> dict[str, float]:
     """Run the parts `cfg` switches on and log them to `tracker`'s current run; return the
     new test metrics without their `test/` prefix (cfg must be resolved). `test` holds the
@@ -64,62 +67,61 @@ def analyse(model, splits: Splits, test: Codes, cfg: TrainConfig, tracker, autoc
     if not cfg.analysis:
         return {}
     started, timer = time.perf_counter(), _Timer()
-    device = splits.test.images.device
     with timer.part("codes"):
-        train_codes = encode(model, splits.train, cfg.binarize, autocast, limit=TRAIN_CODES)
+        train_codes = encode(model, splits.train, cfg.binarize, numerics, limit=TRAIN_CODES)
         fitted = Gaussian.fit(train_codes.means)
     metrics: dict[str, float] = {}
     if cfg.analysis_figures and log_figures:
         with timer.part("figures"):
-            _latent_figures(model, test, fitted, device, cfg, tracker, autocast)
+            _latent_figures(model, test, fitted, cfg, tracker, numerics)
     points = min(cfg.tsne_points, len(test))
     if log_figures and points >= MIN_TSNE_POINTS and test.means.shape[1] > 2:
         with timer.part("tsne"):
-            figures.log_figure(tracker, "figures/latent_tsne.png", figures.tsne_figure(
+            log_figure(tracker, "figures/latent_tsne.png", figures.tsne_figure(
                 test.means[:points], test.labels[:points], splits.spec.classes, cfg.seed))
     if cfg.probe:
         with timer.part("probe"):
             accuracy = probe_accuracy(train_codes.means, train_codes.labels, test.means, test.labels)
-            metrics.update({} if accuracy is None else {"probe_acc": accuracy})
+            metrics.update({} if accuracy is None else {names.PROBE_ACC: accuracy})
     if cfg.frechet_samples:
         with timer.part("sample_quality"):
-            metrics.update(_sample_quality(model, splits, test, fitted, device, cfg, tracker, autocast))
+            metrics.update(_sample_quality(model, splits, test, fitted, cfg, tracker, numerics))
     if cfg.nll_samples and test.logvars is not None and cfg.recon_loss == "bce":
         with timer.part("nll"):
             nll = iwae_nll(model, splits.test, samples=cfg.nll_samples, binarize=cfg.binarize,
                            seed=cfg.seed, limit=cfg.nll_images).mean().item()
-            metrics.update(nll=nll, bpd=bits_per_dim(nll, splits.test.images[0].numel()))
+            metrics.update({names.NLL: nll, names.BPD: bits_per_dim(nll, splits.test.images[0].numel())})
             tracker.set_tags({"nll_comparable": str(cfg.binarize).lower()})
     tracker.log_metrics({
-        **{f"test/{name}": value for name, value in metrics.items()},
-        **{f"analysis_seconds/{name}": value for name, value in timer.seconds.items()},
-        "analysis_seconds": time.perf_counter() - started,
+        **{names.TEST_PREFIX + name: value for name, value in metrics.items()},
+        **{f"{names.ANALYSIS_SECONDS}/{name}": value for name, value in timer.seconds.items()},
+        names.ANALYSIS_SECONDS: time.perf_counter() - started,
     })
     return metrics
 
 
-def _latent_figures(model, test: Codes, fitted: Gaussian, device, cfg: TrainConfig, tracker, autocast) -> None:
+def _latent_figures(model, test: Codes, fitted: Gaussian, cfg: TrainConfig, tracker, numerics: Numerics) -> None:
     """Interpolations, fitted-Gaussian samples, per-dimension bars and, for 2-d latents, the
     manifold, drawn from the prior for the VAE and from the fitted Gaussian for the AE."""
     dim = test.means.shape[1]
     line = interpolation_codes(test, INTERPOLATION_PAIRS, INTERPOLATION_STEPS)
-    figures.log_figure(tracker, "figures/interpolations.png", figures.interpolation_figure(
-        decode(model, line, device, autocast), INTERPOLATION_STEPS))
-    samples = decode(model, fitted.sample(FIGURE_SAMPLES, cfg.seed), device, autocast)
-    figures.log_figure(tracker, "figures/fitted_samples.png", figures.grid_figure(
+    log_figure(tracker, "figures/interpolations.png", figures.interpolation_figure(
+        decode(model, line, numerics), INTERPOLATION_STEPS))
+    samples = decode(model, fitted.sample(FIGURE_SAMPLES, cfg.seed), numerics)
+    log_figure(tracker, "figures/fitted_samples.png", grid_figure(
         samples, 8, "decoded samples from a Gaussian fitted to training codes"))
     variance = test.means.double().var(0, correction=0).numpy()
     kl = None if test.logvars is None else kl_per_dim(test.means, test.logvars).double().mean(0).numpy()
-    figures.log_figure(tracker, "figures/latent_dims.png", figures.latent_dims_figure(variance, kl))
+    log_figure(tracker, "figures/latent_dims.png", figures.latent_dims_figure(variance, kl))
     tracker.log_dict({"variance": variance.tolist(), "kl_per_dim": None if kl is None else kl.tolist()},
                      "latent_dims.json")
     if dim == 2:
         source = fitted if test.logvars is None else Gaussian.standard(dim)
-        figures.log_figure(tracker, "figures/manifold.png", figures.manifold_figure(model, source, device, autocast))
+        log_figure(tracker, "figures/manifold.png", figures.manifold_figure(model, source, numerics))
 
 
-def _sample_quality(model, splits: Splits, test: Codes, fitted: Gaussian, device, cfg: TrainConfig,
-                    tracker, autocast) -> dict[str, float]:
+def _sample_quality(model, splits: Splits, test: Codes, fitted: Gaussian, cfg: TrainConfig,
+                    tracker, numerics: Numerics) -> dict[str, float]:
     """Frechet distances and confident shares of prior samples, fitted-Gaussian samples and
     test reconstructions, against the reference classifier's test statistics."""
     ref = classifier.reference(splits)
@@ -128,15 +130,15 @@ def _sample_quality(model, splits: Splits, test: Codes, fitted: Gaussian, device
     # As many samples as reference images at most: the distance's bias depends on both counts.
     count, dim = min(cfg.frechet_samples, len(splits.test)), test.means.shape[1]
     image_sets = {
-        "": decode(model, prior_codes(count, dim, cfg.seed), device, autocast),
-        "_fitted": decode(model, fitted.sample(count, cfg.seed), device, autocast),
-        "_recon": decode(model, test.means[:count], device, autocast),
+        "": decode(model, prior_codes(count, dim, cfg.seed), numerics),
+        "_fitted": decode(model, fitted.sample(count, cfg.seed), numerics),
+        "_recon": decode(model, test.means[:count], numerics),
     }
     reference_stats = (ref.test_mean.numpy(), ref.test_covariance.numpy())
     metrics = {}
     for suffix, images in image_sets.items():
         features, probs = ref.score(images)
-        metrics[f"frechet{suffix}"] = frechet_distance(*feature_stats(features), *reference_stats)
+        metrics[names.FRECHET + suffix] = frechet_distance(*feature_stats(features), *reference_stats)
         if suffix != "_recon":
-            metrics[f"confident_share{suffix}"] = confident_share(probs)
+            metrics[names.CONFIDENT_SHARE + suffix] = confident_share(probs)
     return metrics

@@ -59,7 +59,7 @@ class ReferenceNet(nn.Module):
 
 
 @dataclass
-class Reference:
+class ReferenceClassifier:
     """A trained reference classifier with its test accuracy and test feature statistics."""
 
     net: ReferenceNet
@@ -96,7 +96,7 @@ def cache_key(splits: Splits, epochs: int, seed: int) -> str:
     return digest.hexdigest()
 
 
-def reference(splits: Splits, epochs: int = EPOCHS, seed: int = SEED) -> Reference:
+def reference(splits: Splits, epochs: int = EPOCHS, seed: int = SEED) -> ReferenceClassifier:
     """The cached classifier for these splits, trained and cached first if there is none."""
     key = cache_key(splits, epochs, seed)
     path = cache_dir() / "reference" / f"{splits.spec.name}-{key}.pt"
@@ -130,8 +130,8 @@ def train_net(images: ImageSet, shape: tuple[int, int, int], epochs: int, seed: 
     return net.eval()
 
 
-def _finish(net: ReferenceNet, test: ImageSet, key: str, from_cache: bool, seconds: float) -> Reference:
-    found = Reference(net, key, 0.0, torch.zeros(FEATURES), torch.zeros(FEATURES, FEATURES),
+def _finish(net: ReferenceNet, test: ImageSet, key: str, from_cache: bool, seconds: float) -> ReferenceClassifier:
+    found = ReferenceClassifier(net, key, 0.0, torch.zeros(FEATURES), torch.zeros(FEATURES, FEATURES),
                       from_cache, seconds)
     features, probs = found.score(test.to(torch.device("cpu")).floats(slice(None)))
     found.test_accuracy = float((probs.argmax(1) == test.labels.cpu()).double().mean())
@@ -140,7 +140,7 @@ def _finish(net: ReferenceNet, test: ImageSet, key: str, from_cache: bool, secon
     return found
 
 
-def _save(path: Path, found: Reference) -> None:
+def _save(path: Path, found: ReferenceClassifier) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {"weights": found.net.state_dict(), "test_accuracy": found.test_accuracy,
              "test_mean": found.test_mean, "test_covariance": found.test_covariance,
@@ -152,9 +152,9 @@ def _save(path: Path, found: Reference) -> None:
     os.replace(temporary, path)
 
 
-def _load(path: Path, splits: Splits, key: str) -> Reference:
+def _load(path: Path, splits: Splits, key: str) -> ReferenceClassifier:
     state = torch.load(path, map_location="cpu", weights_only=True)
     net = ReferenceNet(splits.spec.shape)
     net.load_state_dict(state["weights"])
-    return Reference(net.eval(), key, state["test_accuracy"], state["test_mean"],
+    return ReferenceClassifier(net.eval(), key, state["test_accuracy"], state["test_mean"],
                      state["test_covariance"], from_cache=True, train_seconds=state["train_seconds"])

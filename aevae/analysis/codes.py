@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from aevae.data import ImageSet
-from aevae.training.evaluate import eval_batches
+from aevae.data import ImageSet, eval_batches
+from aevae.numerics import Numerics
 
 DECODE_BATCH = 1000
 # Keeps the Cholesky factor of a fitted covariance defined when a code dimension is dead.
@@ -32,13 +32,13 @@ class Codes:
 
 
 @torch.no_grad()
-def encode(model, images: ImageSet, binarize: bool, autocast, limit: int = 0) -> Codes:
+def encode(model, images: ImageSet, binarize: bool, numerics: Numerics, limit: int = 0) -> Codes:
     """The codes of the first `limit` images of `images` (0 = all), in order; binarized
     evaluation images use the same fixed draw as the metrics."""
     model.eval()
     means, logvars, labels, seen = [], [], [], 0
     for x, y in eval_batches(images, binarize):
-        with autocast:
+        with numerics.autocast():
             mean, logvar = model.encode(x)
         means.append(mean.float().cpu())
         if logvar is not None:
@@ -89,13 +89,13 @@ class Gaussian:
 
 
 @torch.no_grad()
-def decode(model, z: torch.Tensor, device: torch.device, autocast) -> torch.Tensor:
+def decode(model, z: torch.Tensor, numerics: Numerics) -> torch.Tensor:
     """Decoded images on [0,1] (the decoder's means), `[N,C,H,W]` float32 on the CPU."""
     model.eval()
     images = []
     for start in range(0, len(z), DECODE_BATCH):
-        with autocast:
-            logits = model.decode(z[start:start + DECODE_BATCH].to(device))
+        with numerics.autocast():
+            logits = model.decode(z[start:start + DECODE_BATCH].to(numerics.device))
         images.append(torch.sigmoid(logits.float()).cpu())
     return torch.cat(images)
 

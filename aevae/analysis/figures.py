@@ -3,19 +3,13 @@ interpolations, sample grids and the per-dimension bars (KL and variance of the 
 
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
+import torch
 
-matplotlib.use("Agg")  # figures are files; never open a window
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-import torch  # noqa: E402
-
-from aevae.analysis.codes import Gaussian, decode  # noqa: E402
-from aevae.training.run_figures import grid_figure  # noqa: E402
-from aevae.training.evaluate import ACTIVE_UNIT_THRESHOLD  # noqa: E402
+from aevae.analysis.codes import Gaussian, decode
+from aevae.metrics import ACTIVE_UNIT_THRESHOLD
+from aevae.numerics import Numerics
+from aevae.plotting import grid_figure, latent_scatter, plt
 
 MANIFOLD_SIDE = 15
 # The manifold grid spans these quantiles of each marginal, as in Kingma & Welling's figure.
@@ -24,12 +18,6 @@ TSNE_PERPLEXITY = 30.0
 # Half of scikit-learn's default iterations: a map of a few hundred codes has settled by
 # then, and it halves the cost of the most expensive figure.
 TSNE_ITERATIONS = 500
-
-
-def log_figure(tracker, path: str, figure: plt.Figure) -> None:
-    """Log `figure` to the run at `path` and free it."""
-    tracker.log_figure(figure, path)
-    plt.close(figure)
 
 
 def tsne_figure(means: torch.Tensor, labels: torch.Tensor, classes: tuple[str, ...], seed: int) -> plt.Figure:
@@ -45,26 +33,18 @@ def tsne_figure(means: torch.Tensor, labels: torch.Tensor, classes: tuple[str, .
     # the OpenMP threads waiting for each other cost over ten times the work (measured).
     with threadpool_limits(limits=1):
         points = tsne.fit_transform(means.double().numpy())
-    frame = pd.DataFrame({"t-SNE 1": points[:, 0], "t-SNE 2": points[:, 1],
-                          "class": [classes[i] for i in labels.tolist()]})
-    fig, ax = plt.subplots(figsize=(6.5, 5))
-    sns.scatterplot(frame, x="t-SNE 1", y="t-SNE 2", hue="class", hue_order=list(classes),
-                    palette="tab10", s=8, linewidth=0, ax=ax)
-    ax.legend(fontsize=7, markerscale=2, loc="center left", bbox_to_anchor=(1, 0.5))
-    ax.set_title(f"t-SNE of the latent means of {len(means)} test images", fontsize=9)
-    fig.tight_layout()
-    return fig
+    return latent_scatter(points, labels.numpy(), classes, ("t-SNE 1", "t-SNE 2"),
+                          f"t-SNE of the latent means of {len(means)} test images")
 
 
-def manifold_figure(model, source: Gaussian, device: torch.device, autocast,
-                    side: int = MANIFOLD_SIDE) -> plt.Figure:
+def manifold_figure(model, source: Gaussian, numerics: Numerics, side: int = MANIFOLD_SIDE) -> plt.Figure:
     """For a 2-d latent: a side x side grid of codes at evenly spaced quantiles of `source`
     (the distribution samples come from), decoded; z[0] grows rightwards, z[1] upwards."""
     levels = torch.linspace(*MANIFOLD_QUANTILES, side)
     z0, z1 = source.quantiles(levels, 0), source.quantiles(levels, 1).flip(0)
     rows, cols = torch.meshgrid(z1, z0, indexing="ij")
     z = torch.stack([cols.reshape(-1), rows.reshape(-1)], 1)
-    images = decode(model, z, device, autocast)
+    images = decode(model, z, numerics)
     return grid_figure(images, side, "decoded latent grid (z[0] rightwards, z[1] upwards)")
 
 

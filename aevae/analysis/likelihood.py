@@ -21,8 +21,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from aevae.data import ImageSet
-from aevae.training.evaluate import eval_batches
+from aevae.data import ImageSet, eval_batches
 
 DECODES_PER_CHUNK = 10_000  # images decoded at once: bounds memory at samples x batch
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import re
 import tomllib
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -23,8 +22,6 @@ from aevae.errors import ConfigError
 
 GRID_KEYS = ("description", "seeds", "base", "axes", "rule")
 RULE_KEYS = ("when", "set")
-_OLD_RULE = re.compile(r"^[ \t]*\[\[[ \t]*when[ \t]*\]\]", re.MULTILINE)
-_warned: dict = {}  # the warnings registry of old-spelling notices: once per file and line
 IDENTITY = ("model", "arch", "dataset")  # always in the cell key, in this order
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")  # grid names go into MLflow filter strings
 
@@ -119,7 +116,7 @@ def parse_grid(path: Path, data: dict[str, Any]) -> Grid:
     """Check every key and value of a grid file's contents; errors name the file and place."""
     if not _NAME.match(path.stem):
         raise ConfigError(f"{path}: a grid's file name may hold only letters, digits, '_', '.' and '-'.")
-    data = _renamed_old_rules(path, data)
+    _refuse_old_rules(path, data)
     unknown = sorted(set(data) - set(GRID_KEYS))
     if unknown:
         raise ConfigError(f"{path}: unknown key '{unknown[0]}'; valid keys: {', '.join(GRID_KEYS)}.")
@@ -174,28 +171,13 @@ def _axes(path: Path, table: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
     return axes
 
 
-def _renamed_old_rules(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+def _refuse_old_rules(path: Path, data: dict[str, Any]) -> None:
     """Grid files written before `[[rule]]` said `[[when]]`, with the fields to match beside
-    `set`; they are still read, as the same rules, with a notice that points at the file and
-    line (as Python's own warnings about source point at theirs)."""
-    if "when" not in data:
-        return data
-    if "rule" in data:
-        raise ConfigError(f"{path}: holds both [[rule]] and the older [[when]] tables; write them all as [[rule]].")
-    text = path.read_text() if path.is_file() else ""
-    found = _OLD_RULE.search(text)
-    warnings.warn_explicit(
-        "[[when]] tables are deprecated; write each as [[rule]] with the fields to match "
-        f"in when = {{...}} and the fields to give in set = {{...}}, e.g. when = {{ model = \"ae\" }} "
-        f"and set = {{ epochs = 10 }}.",
-        FutureWarning, str(path), text.count("\n", 0, found.start()) + 1 if found else 1,
-        module="aevae.bench.grid", registry=_warned)
-    old = data["when"]
-    if not isinstance(old, list):
-        raise ConfigError(f"{path}: write each rule as a [[rule]] table, with double brackets.")
-    rules = [{"when": {k: v for k, v in table.items() if k != "set"}, "set": table.get("set")}
-             if isinstance(table, dict) else table for table in old]
-    return {**{k: v for k, v in data.items() if k != "when"}, "rule": rules}
+    `set`; they are no longer read, and the error says how to rewrite them."""
+    if "when" in data:
+        raise ConfigError(f"{path}: [[when]] tables are no longer read; write each as [[rule]] with the "
+                          f"fields to match in when = {{...}} and the fields to give in set = {{...}}, e.g. "
+                          f"when = {{ model = \"ae\" }} and set = {{ epochs = 10 }}.")
 
 
 def _rule(path: Path, index: int, table: Any, axes: dict[str, tuple]) -> Rule:

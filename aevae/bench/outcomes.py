@@ -16,7 +16,7 @@ from aevae.tracking.records import RunRecord
 # done: trained now; skipped: a finished run existed; failed: its run ended FAILED (or never
 # started training); busy: another worker holds it; interrupted: Ctrl-C; not run: never started
 STATUSES = ("done", "skipped", "failed", "busy", "interrupted", "not run")
-TABLE_METRICS = tuple(names.TEST_PREFIX + m for m in ("loss", "recon_mse", "kl", "pixel_acc"))
+TABLE_METRICS = (names.TEST_LOSS, names.TEST_RECON_MSE, names.TEST_KL, names.TEST_PIXEL_ACC)
 
 
 @dataclass
@@ -28,6 +28,7 @@ class Outcome:
     reason: str = ""  # one line, for failed and busy cells
     detail: str = ""  # the traceback of a failure that looks like a bug
     metrics: dict[str, float] = field(default_factory=dict)  # the run's test/* metrics
+    lost_task: str | None = None  # the executor's task whose every attempt died (its run is still open)
 
     @classmethod
     def from_run(cls, cell: Cell, status: str, run: RunRecord) -> "Outcome":

@@ -3,39 +3,62 @@
 One MLflow experiment per grid (`bench/<grid>`). A cell whose FINISHED run (same grid, same
 config hash, same version label: see aevae.bench.versions) exists is skipped, so a grid that
 was interrupted, by Ctrl-C, kill -9 or a restart, is finished by running it again, and a
-grid run for changed code is a new version beside the old one. Cells are claimed in MLflow before they train
-(see aevae.bench.claims), so workers, in one command or several, never train a cell twice. A cell
-that fails (a diverging loss, no memory, a dataset that cannot be had) ends its run FAILED
-with the reason and the grid goes on; the exit status says whether any failed.
+grid run for changed code is a new version beside the old one. Cells are claimed in MLflow
+before they train (see aevae.bench.claims), so workers, in one command or several, never
+train a cell twice. A cell that fails (a diverging loss, no memory, a dataset that cannot be
+had) ends its run FAILED with the reason and the grid goes on; the exit status says whether
+any failed. Where the cells run is the executor's business (aevae.executors): this process,
+worker processes, or Ray tasks.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import json
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from aevae.bench import claims, versions
 from aevae.bench.defaults import RESULTS_DIR
+from aevae.bench.grid import Cell, Grid, TunedLookup, expand, select
+from aevae.bench.outcomes import GridSummary, Outcome
+from aevae.bench.runner import BenchContext, CellJob, run_job
+from aevae.data import DATASETS, data_root
 from aevae.errors import ConfigError
+from aevae.executors import Executor, ExecutorOptions, Job, Lost, NotRun, Stopped, open_executor
 from aevae.folders import FolderError
 from aevae.redact import redact
-from aevae.bench.grid import Cell, Grid, expand, select
-from aevae.bench.outcomes import Outcome, GridSummary
-from aevae.bench.runner import BenchContext, run_pool, run_serial, threads_per_worker
-from aevae.data import DATASETS, data_root
-from aevae.executors import ExecutorOptions, ray_door
 from aevae.tracking import absolute_uri, failure_reason, links, names
 from aevae.tracking.checks import StoreLost
 from aevae.tracking.runs import EXPERIMENT_TAG_CHARS, RunStore
 from aevae.tracking.workers import DEFAULT_GRACE_S, this_worker
+
+
+@dataclass(frozen=True)
+class BenchRequest:
+    """What `aevae bench` asks of a grid: which cells (`only`, `seeds` instead of the file's),
+    as which version (`label`; None: the checkout's), whether to train finished cells again
+    (`force`) and with which study's parameters (`tuned`), where data and runs are, and what
+    each run logs. The caller checks the grid, the folders and the store first."""
+
+    grid: Grid
+    only: tuple[str, ...] = ()
+    seeds: tuple[int, ...] | None = None
+    label: str | None = None
+    force: bool = False
+    tuned: TunedLookup | None = None
+    data_dir: str | None = None
+    tracking_uri: str | None = None
+    results_dir: str = RESULTS_DIR
+    log_artifacts: bool = True
+    system_metrics: bool = True
+    grace_s: float = DEFAULT_GRACE_S
 
 
 class Progress:
@@ -58,20 +81,6 @@ class Progress:
         self.bar.update(1)
 
 
-def tuned_lookup(storage: str | None, missing: list[str]):
-    """`aevae.tune.study.tuned_overrides`, asked once per (model, arch, dataset)."""
-    from aevae.tune.study import tuned_overrides  # Optuna is loaded only when --tuned asks for it
-
-    @functools.cache
-    def lookup(model: str, arch: str, dataset: str):
-        found = tuned_overrides(model, arch, dataset, storage)
-        if found is None:
-            missing.append(f"{model}/{arch}/{dataset}")
-        return found
-
-    return lookup
-
-
 def grid_tags(grid: Grid, cells: list[Cell], version: str) -> dict[str, str]:
     """Experiment tags that tell the report which cells the version expects and what the
     axes are; checked before the experiment is created."""
@@ -86,65 +95,42 @@ def grid_tags(grid: Grid, cells: list[Cell], version: str) -> dict[str, str]:
     return tags
 
 
-def run_grid(grid: Grid, *, only: list[str] = (), force: bool = False, workers: int = 1,
-             tuned: bool = False, storage: str | None = None, data_dir: str | None = None,
-             tracking_uri: str | None = None, log_artifacts: bool = True,
-             results_dir: str = RESULTS_DIR, label: str | None = None,
-             seeds: tuple[int, ...] | None = None, executor: ExecutorOptions = ExecutorOptions(),
-             grace_s: float = DEFAULT_GRACE_S, system_metrics: bool = True) -> GridSummary:
-    """Run the grid's cells (those matching `only`, at `seeds` instead of the file's when
-    given) as version `label` (default: versions.default_label()), skipping the version's
-    finished ones unless `force`; print a line per cell and the summary; write the summary
-    CSV; return the summary. Cells run in this process, in `workers` local processes, or as
-    tasks on a Ray cluster.
-
-    The caller checks the grid, the results folder and the store first (`aevae bench` does,
-    before torch loads); a stop (Ctrl-C, kill, a lost store) still prints the table, with
-    each cell's run as it ended."""
+def run_grid(request: BenchRequest, executor: ExecutorOptions = ExecutorOptions()) -> GridSummary:
+    """Run the request's cells, skipping the version's finished ones unless forced; print a
+    line per cell and the summary; write the summary CSV; return the summary. A stop
+    (Ctrl-C, kill, a lost store) still prints the table, with each cell's run as it ended."""
     started = time.perf_counter()
-    if workers < 1:
-        raise ConfigError("--workers must be at least 1.")
-    if workers > 1 and executor.executor == "ray":
-        raise ConfigError("--workers N sets the local processes; on Ray the cluster's CPUs and GPUs decide how "
-                          "many cells run at once (see --cpus-per-cell, --gpus-per-cell).")
-    version = versions.check_label(versions.default_label() if label is None else label)
-    if seeds is not None:
-        grid = dataclasses.replace(grid, seeds=check_seeds(seeds))
-    untuned: list[str] = []
-    cells = expand(grid, tuned_lookup(storage, untuned) if tuned else None)
-    selected = select(cells, list(only))
+    version = versions.check_label(versions.default_label() if request.label is None else request.label)
+    grid = request.grid if request.seeds is None else dataclasses.replace(request.grid, seeds=check_seeds(request.seeds))
+    cells = expand(grid, request.tuned)
+    selected = select(cells, list(request.only))
     tags = grid_tags(grid, cells, version)
-    store = RunStore(tracking_uri)
-    cluster = ray_door(executor.ray_address).RayCluster(executor) if executor.executor == "ray" else None
-    try:
-        if cluster is not None:
-            cluster.require_shared("MLflow store", store.tracking_uri)
-            # every node reads the same absolute paths, whatever its working folder
-            store = RunStore(absolute_uri(store.tracking_uri))
-            data_dir = os.path.abspath(data_root(data_dir))
-        ctx = open_experiment(store, grid, tags, data_dir, log_artifacts, force, version, grace_s,
-                              system_metrics)
-        return _run(grid, cells, selected, ctx, store, workers, cluster, untuned, started, results_dir, force)
-    finally:
-        if cluster is not None:
-            cluster.shutdown()
+    store = RunStore(request.tracking_uri)
+    with open_executor(executor) as running:
+        running.require_shared("MLflow store", store.tracking_uri)
+        # every worker reads the same absolute paths, whatever its working folder
+        store = RunStore(absolute_uri(store.tracking_uri))
+        ctx = open_experiment(store, grid, tags, request, version)
+        return _run(grid, cells, selected, ctx, store, running, started, request)
 
 
-def _run(grid: Grid, cells: list[Cell], selected: list[Cell], ctx: BenchContext, store: RunStore, workers: int,
-         cluster, untuned: list[str], started: float, results_dir: str, force: bool) -> GridSummary:
-    finished = {} if force else claims.finished_runs(store, ctx.experiment_id, grid.name, ctx.version)
+def _run(grid: Grid, cells: list[Cell], selected: list[Cell], ctx: BenchContext, store: RunStore,
+         executor: Executor, started: float, request: BenchRequest) -> GridSummary:
+    finished = {} if request.force else claims.finished_runs(store, ctx.experiment_id, grid.name, ctx.version)
     skipped = [Outcome.from_run(c, "skipped", finished[c.config_hash])
                for c in selected if c.config_hash in finished]
     todo = [c for c in selected if c.config_hash not in finished]
     print(f"grid {grid.name}, version {ctx.version or '(unlabelled)'}: {len(selected)} of {len(cells)} cells "
           f"selected, {len(skipped)} finished earlier, {len(todo)} to run; MLflow experiment "
           f"'{ctx.experiment}' at {redact(store.tracking_uri)}")
-    for name in untuned:
-        print(f"no tuned study for {name}: its cells use the grid's settings")
+    if request.tuned is not None:
+        for name in dict.fromkeys("/".join((c.config.model, c.config.arch, c.config.dataset))
+                                  for c in selected if c.tuned_from is None):
+            print(f"no tuned study for {name}: its cells use the grid's settings")
     progress = Progress(len(selected), len(skipped), grid.name)
-    csv_path = Path(results_dir) / grid.name / "summary.csv"
+    csv_path = Path(request.results_dir) / grid.name / "summary.csv"
     try:
-        run_cells(todo, ctx, workers, cluster, stop_if_lost(store, progress))
+        run_cells(todo, ctx, executor, reporter(store, ctx, progress))
     except (KeyboardInterrupt, StoreLost) as exc:
         progress.bar.close()
         outcomes = skipped + progress.outcomes
@@ -170,16 +156,30 @@ def runs_line(tracking_uri: str, experiment_id: str) -> str:
     return f"runs in the MLflow UI: {links.experiment_url(ui, experiment_id)}"
 
 
-def run_cells(todo: list[Cell], ctx: BenchContext, workers: int, cluster, report) -> None:
-    if cluster is not None and todo:
-        tqdm.write(cluster.describe())
-        cluster.run_cells(todo, ctx, report)
-    elif workers == 1 or len(todo) <= 1:
-        run_serial(todo, ctx, report)
-    else:
-        workers = min(workers, len(todo))
-        tqdm.write(f"{workers} worker processes, {threads_per_worker(workers)} torch threads each")
-        run_pool(longest_first(todo), ctx, workers, report)
+def run_cells(todo: list[Cell], ctx: BenchContext, executor: Executor, report) -> None:
+    """Every cell as a job of the executor; `report(outcome)` as each ends. Several at once
+    take the longest first, so the grid does not end on one long cell."""
+    if not todo:
+        return
+    described = executor.describe()
+    if described:
+        tqdm.write(described)
+    order = todo if executor.workers == 1 else longest_first(todo)
+    jobs = [Job(CellJob(cell, ctx), cell.config.dataset, ctx.data_dir) for cell in order]
+    executor.map(run_job, jobs, lambda job, result: report(as_outcome(job.payload.cell, result)))
+
+
+def as_outcome(cell: Cell, result) -> Outcome:
+    """A cell's outcome from what its job returned, or from how the job ended."""
+    if isinstance(result, Outcome):
+        return result
+    if isinstance(result, Lost):
+        return Outcome(cell, "failed", reason=result.reason, lost_task=result.task)
+    if isinstance(result, Stopped):
+        return Outcome(cell, "interrupted", reason=result.reason)
+    if isinstance(result, NotRun):
+        return Outcome(cell, "not run")
+    raise TypeError(f"a cell's job returned {result!r}")
 
 
 def longest_first(cells: list[Cell]) -> list[Cell]:
@@ -191,11 +191,15 @@ def longest_first(cells: list[Cell]) -> list[Cell]:
     return sorted(cells, key=size, reverse=True)
 
 
-def stop_if_lost(store: RunStore, progress: Progress):
-    """The per-cell report: a failed cell whose store has gone away stops the grid (every
-    later cell would fail the same way), with one sentence instead of a cascade."""
+def reporter(store: RunStore, ctx: BenchContext, progress: Progress):
+    """The per-cell report: the cell's line, the runs a lost task left RUNNING closed, and a
+    failed cell whose store has gone away stops the grid (every later cell would fail the
+    same way), with one sentence instead of a cascade."""
 
     def report(outcome: Outcome) -> None:
+        if outcome.lost_task:  # every attempt of the task died: its last run is still RUNNING
+            with contextlib.suppress(Exception):  # a store that went away: said below
+                claims.close_task_runs(store, ctx.experiment_id, {outcome.lost_task})
         why = store.lost() if outcome.status == "failed" else None
         if why is None:
             progress(outcome)
@@ -242,21 +246,21 @@ def check_seeds(seeds: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(seeds)
 
 
-def open_experiment(store: RunStore, grid: Grid, tags: dict[str, str], data_dir: str | None,
-                    log_artifacts: bool, force: bool, version: str = "",
-                    grace_s: float = DEFAULT_GRACE_S, system_metrics: bool = True) -> BenchContext:
+def open_experiment(store: RunStore, grid: Grid, tags: dict[str, str], request: BenchRequest,
+                    version: str) -> BenchContext:
     """The grid's experiment, described by `tags`, with the runs of dead workers closed."""
     experiment = names.bench_experiment(grid.name)
     experiment_id = store.experiment(experiment)
     store.set_experiment_tags(experiment_id, tags)
-    closed = claims.reap(store, experiment_id, grace_s)
+    closed = claims.reap(store, experiment_id, request.grace_s)
     if closed:
         print(f"closed {len(closed)} run(s) left RUNNING by dead workers: "
               + ", ".join(r.name for r in closed))
     # with --force, only runs finished from now on count as done
     now_ms = int(time.time() * 1000)
-    return BenchContext(experiment, experiment_id, store.tracking_uri, data_dir, log_artifacts,
-                        now_ms if force else 0, version, grace_s, system_metrics, f"{this_worker()}:{now_ms}")
+    return BenchContext(experiment, experiment_id, store.tracking_uri, os.path.abspath(data_root(request.data_dir)),
+                        request.log_artifacts, now_ms if request.force else 0, version, request.grace_s,
+                        request.system_metrics, f"{this_worker()}:{now_ms}")
 
 
 def summarize(grid: Grid, selected: list[Cell], outcomes: list[Outcome], started: float) -> GridSummary:

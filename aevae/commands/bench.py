@@ -29,12 +29,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=seed_list, default=None, metavar="S,S,...",
                         help="run these seeds instead of the grid file's (e.g. 0,1,2: a comparison "
                              "needs two or more seeds per cell)")
-    parser.add_argument("--workers", type=worker_count, default=1, metavar="N",
-                        help="train N cells at once in N processes sharing the cores, or 'auto': one "
-                             "1-thread process per core (at most 8), and 1 where CUDA is present "
-                             "(default: 1; make bench passes auto, which trained the lab grid's MNIST "
-                             "cells fastest on a 2-core CPU; with --executor ray the cluster's free CPUs "
-                             "and GPUs decide)")
     parser.add_argument("--tuned", action="store_true",
                         help="use the best parameters of each cell's Optuna study (aevae tune)")
     parser.add_argument("--storage", default=None,
@@ -48,16 +42,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="where the summary table goes, as <dir>/<grid>/summary.csv "
                              f"(default: {RESULTS_DIR})")
     add_store_options(parser)
-    add_executor_options(parser, "cell")
-
-
-def worker_count(text: str) -> int | str:
-    if text == "auto":
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is neither a whole number nor 'auto'") from None
+    add_executor_options(parser, "cell", default_workers=None,
+                         default_text="1 locally, as many as the cluster holds on Ray; make bench passes auto")
 
 
 def seed_list(text: str) -> tuple[int, ...]:
@@ -74,8 +60,6 @@ def run(args: argparse.Namespace) -> int:
     from aevae.folders import check_writable
     from aevae.tracking.checks import check_store
 
-    if args.workers != "auto" and args.workers < 1:
-        raise ConfigError("--workers must be at least 1.")
     if not args.results_dir.strip():
         raise ConfigError(f"--results-dir is empty; give a folder, or leave the option out for {RESULTS_DIR}.")
     executor, grace_s = executor_from_args(args)
@@ -85,14 +69,15 @@ def run(args: argparse.Namespace) -> int:
     check_writable(Path(args.results_dir) / grid.name, "the results folder", "--results-dir")
     tracking_uri = check_store(args.tracking_uri)
 
-    from aevae.bench.run import run_grid
-    from aevae.machine import auto_workers
+    from aevae.bench.run import BenchRequest, run_grid
 
-    if args.workers == "auto":
-        args.workers = 1 if executor.executor == "ray" else auto_workers()
-    summary = run_grid(grid, only=args.only, force=args.force, workers=args.workers,
-                       tuned=args.tuned, storage=args.storage, data_dir=args.data_dir,
-                       tracking_uri=tracking_uri, log_artifacts=not args.no_artifacts,
-                       results_dir=args.results_dir, label=args.label, seeds=args.seeds,
-                       executor=executor, grace_s=grace_s, system_metrics=not args.no_system_metrics)
-    return summary.exit_status
+    tuned = None
+    if args.tuned:
+        from aevae.tune.study import tuned_lookup  # Optuna is loaded only when --tuned asks for it
+
+        tuned = tuned_lookup(args.storage)
+    request = BenchRequest(grid, only=tuple(args.only), seeds=args.seeds, label=args.label, force=args.force,
+                           tuned=tuned, data_dir=args.data_dir, tracking_uri=tracking_uri,
+                           results_dir=args.results_dir, log_artifacts=not args.no_artifacts,
+                           system_metrics=not args.no_system_metrics, grace_s=grace_s)
+    return run_grid(request, executor).exit_status

@@ -54,10 +54,10 @@ def run(args: argparse.Namespace) -> int:
     from aevae.compare.comparison import compare
     from aevae.compare.markdown import regression_lines
     from aevae.compare.run import write
-    from aevae.compare.stats import Rule
+    from aevae.compare.stats import Criterion
 
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip()) if args.metrics else HEADLINE
-    rule = Rule(args.alpha, args.min_effect / 100, args.holm)
+    rule = Criterion(args.alpha, args.min_effect / 100, args.holm)
     comparison = compare(args.first, args.second, args.tracking_uri, rule, metrics)
     text, path = write(comparison, args.out)
     print(text)

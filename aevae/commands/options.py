@@ -35,15 +35,22 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
                         help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI})")
 
 
-def add_executor_options(parser: argparse.ArgumentParser, unit: str) -> None:
-    """Where the work runs (`unit`: what one task runs, e.g. 'cell'), and how long a silent
-    worker on another host is given before it is taken for dead."""
+def add_executor_options(parser: argparse.ArgumentParser, unit: str, default_workers: int | None,
+                         default_text: str) -> None:
+    """Where the work runs (`unit`: what one task runs, e.g. 'cell'), how many at once, and
+    how long a silent worker on another host is given before it is taken for dead."""
     from aevae.executors.options import EXECUTORS
     from aevae.tracking.workers import BEATS_PER_GRACE, DEFAULT_GRACE_S
 
     group = parser.add_argument_group("executor (README: Many machines)")
     group.add_argument("--executor", choices=EXECUTORS, default="local",
-                       help="local: processes of this machine (default); ray: tasks on a Ray cluster")
+                       help="local: this process, or worker processes of this machine (default); ray: tasks "
+                            "on a Ray cluster")
+    group.add_argument("--workers", type=worker_count, default=default_workers, metavar="N",
+                       help=f"train N {unit}s at once, at most, on either executor: N processes sharing this "
+                            f"machine's cores (1: in this process), or N Ray tasks; 'auto': one 1-thread "
+                            f"process per core (at most 8; 1 where CUDA is present), or as many as the Ray "
+                            f"cluster holds (default: {default_text})")
     group.add_argument("--ray-address", default=None, metavar="ADDRESS",
                        help="Ray cluster to use, e.g. 10.0.0.5:6379 or auto; 'local' starts one on this "
                             "machine for the command (default: $RAY_ADDRESS, else the cluster `ray start` "
@@ -59,6 +66,15 @@ def add_executor_options(parser: argparse.ArgumentParser, unit: str) -> None:
                             f"S/{BEATS_PER_GRACE} s; give every worker the same S (default: {DEFAULT_GRACE_S})")
 
 
+def worker_count(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is neither a whole number nor 'auto'") from None
+
+
 def executor_from_args(args: argparse.Namespace):
     """The checked ExecutorOptions and the heartbeat grace the options describe."""
     from aevae.executors.options import ExecutorOptions
@@ -66,7 +82,7 @@ def executor_from_args(args: argparse.Namespace):
 
     if args.heartbeat_grace < BEATS_PER_GRACE:
         raise ConfigError(f"--heartbeat-grace must be at least {BEATS_PER_GRACE} seconds (one beat a second).")
-    options = ExecutorOptions(args.executor, args.ray_address, args.cpus_per_cell, args.gpus_per_cell)
+    options = ExecutorOptions(args.executor, args.workers, args.ray_address, args.cpus_per_cell, args.gpus_per_cell)
     return options.check(), args.heartbeat_grace
 
 

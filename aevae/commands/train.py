@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     splits = data.load(cfg.dataset, args.data_dir, cfg.val_size, cfg.subset)
     # training and MLflow load only once the data is at hand: seconds saved on a failure
     from aevae.config import resolve
-    from aevae.training.loop import train
+    from aevae.training.loop import RunOptions, train
     from aevae.training.memory import check_fits
 
     check_fits(resolve(cfg), splits.spec.shape, pick_device(cfg.device))  # before the store is touched
@@ -45,8 +45,8 @@ def run(args: argparse.Namespace) -> int:
 
     tracker = MlflowTracker(tracking_uri, args.experiment, entry_point=names.ENTRY_TRAIN,
                             system_metrics=not args.no_system_metrics)
-    result = train(cfg, splits, tracker, log_artifacts=not args.no_artifacts)
-    per_epoch = sum(row["epoch_seconds"] for row in result.history) / len(result.history)
+    result = train(cfg, splits, tracker, options=RunOptions(artifacts=not args.no_artifacts))
+    per_epoch = sum(row[names.EPOCH_SECONDS] for row in result.history) / len(result.history)
     print(f"run {result.run_id} in experiment '{args.experiment}' ({redact(tracker.tracking_uri)}), "
           f"{result.seconds:.1f} s, {per_epoch:.1f} s/epoch of training")
     print("test: " + ", ".join(f"{k}={v:.4g}" for k, v in result.test.items()))

@@ -30,11 +30,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "each of several parallel workers its own)")
     parser.add_argument("--studies-dir", default=DEFAULT_STUDIES_DIR,
                         help=f"folder of study files (default: {DEFAULT_STUDIES_DIR})")
-    parser.add_argument("--workers", type=int, default=1, metavar="N",
-                        help="with --executor ray, N Ray tasks optimize the study side by side, each with "
-                             "its own sampler seed (default: 1)")
     add_store_options(parser)
-    add_executor_options(parser, "worker")
+    add_executor_options(parser, "trial", default_workers=1,
+                         default_text="1; each worker optimizes the study with its own sampler seed")
 
 
 def check_values(args: argparse.Namespace) -> None:
@@ -66,11 +64,12 @@ def run(args: argparse.Namespace) -> int:
 
     check_storage(args.storage)
 
-    from aevae.tune.study import run_study  # torch, training and MLflow
+    from aevae.tune.study import StudyRequest, run_study  # torch, training and MLflow
 
-    summary = run_study(spec, storage=args.storage, tracking_uri=tracking_uri, data_dir=args.data_dir,
-                        trials=args.trials, timeout=args.timeout, pruner=args.pruner, seed=args.seed,
-                        workers=args.workers, executor=executor, grace_s=grace_s)
+    request = StudyRequest(spec, storage=args.storage, tracking_uri=tracking_uri, data_dir=args.data_dir,
+                           trials=args.trials, timeout=args.timeout, pruner=args.pruner, seed=args.seed,
+                           grace_s=grace_s)
+    summary = run_study(request, executor)
     print("\n".join(summary.lines()))
     print(f"Optuna storage: {describe_storage(args.storage)} (make dashboard)")
     if summary.parent_run_id:

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from aevae.compare.defaults import HEADLINE
-from aevae.compare.sides import Side, config_changes, resolve
-from aevae.compare.stats import WORSE, Change, Rule, judge, metric_columns
+from aevae.compare.sides import Side, config_changes, pick_sides
+from aevae.compare.stats import WORSE, Change, Criterion, judge, metric_columns
 from aevae.errors import ConfigError
 from aevae.report.display import ordered_cells
 from aevae.tracking import default_tracking_uri, names
@@ -19,7 +19,7 @@ from aevae.tracking.reader import StoreReader
 class Comparison:
     a: Side
     b: Side
-    rule: Rule
+    rule: Criterion
     changes: list[Change]
     only_a: list[str]  # cells with finished runs in A only
     only_b: list[str]
@@ -77,10 +77,10 @@ def check_metrics(a: Side, b: Side, keys) -> None:
 
 
 def compare(first: str | None = None, second: str | None = None, tracking_uri: str | None = None,
-            rule: Rule = Rule(), metrics=HEADLINE) -> Comparison:
+            rule: Criterion = Criterion(), metrics=HEADLINE) -> Comparison:
     """Read the two sides from MLflow and judge every change (of `metrics`, metric keys)."""
     reader = StoreReader(tracking_uri or default_tracking_uri())
-    a, b = resolve(reader, first, second)
+    a, b = pick_sides(reader, first, second)
     if metrics != HEADLINE:  # the headline's NLL is logged only when asked for: not a typo
         check_metrics(a, b, metrics)
     order = cell_order(a, b)

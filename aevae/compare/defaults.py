@@ -1,9 +1,11 @@
 """What `aevae compare` judges by default, without importing scipy, pandas or MLflow: the
 command-line parser reads these, and it is built for every command, `--help` included."""
 
+from aevae.tracking import names
+
 # The headline metrics: reconstruction, likelihood bound, NLL and pixel accuracy each have a
 # better direction (aevae.report.display.METRICS says which); KL has none (more KL is
 # neither better nor worse by itself), so its changes are reported, never called better or
 # worse.
-HEADLINE = ("test/recon_mse", "test/elbo", "test/nll", "test/pixel_acc", "test/kl")
+HEADLINE = (names.TEST_RECON_MSE, names.TEST_ELBO, names.TEST_NLL, names.TEST_PIXEL_ACC, names.TEST_KL)
 ALPHA = 0.05  # significance level of each test

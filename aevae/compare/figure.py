@@ -5,23 +5,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.patches
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")  # figures are files; never open a window
-
-import matplotlib.patches  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from aevae.compare.stats import BETTER, HIGHER, LOWER, NOISE, ONE_SEED, WORSE, Change, Rule  # noqa: E402
-from aevae.report.plots import save  # noqa: E402
+from aevae.plotting import plt, sns
+from aevae.compare.stats import BETTER, HIGHER, LOWER, NOISE, ONE_SEED, WORSE, Change, Criterion
+from aevae.report.plots import save
 
 FILE = "changes.png"
 
 
-def palette(rule: Rule) -> dict[str, tuple]:
+def palette(rule: Criterion) -> dict[str, tuple]:
     """Better and worse in the colour-blind palette's green and vermilion; a change that is
     not a call in greys."""
     colours = sns.color_palette("colorblind")
@@ -43,7 +38,7 @@ def frame(changes: list[Change]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["cell", "metric", "verdict", "change", "low", "high"])
 
 
-def changes(changes: list[Change], a: str, b: str, rule: Rule, folder: Path) -> Path | None:
+def changes(changes: list[Change], a: str, b: str, rule: Criterion, folder: Path) -> Path | None:
     """`changes.png` in `folder`, or None when no change has a percent to draw."""
     data = frame(changes)
     if data.empty:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from aevae.compare.comparison import Comparison
-from aevae.compare.stats import BETTER, HIGHER, LOWER, NOISE, ONE_SEED, WORSE, Change, Rule
+from aevae.compare.stats import BETTER, HIGHER, LOWER, NOISE, ONE_SEED, WORSE, Change, Criterion
 from aevae.report.display import decimals, mean_std
 from aevae.report.tables import to_markdown
 
@@ -42,7 +42,7 @@ def verdict_text(verdict: str) -> str:
     return f"**{verdict}**" if verdict in (BETTER, WORSE) else verdict
 
 
-def rule_text(rule: Rule) -> str:
+def rule_text(rule: Criterion) -> str:
     text = f"alpha = {rule.alpha:g}"
     if rule.holm:
         text += ", p-values Holm-adjusted over every test in the table"

@@ -71,7 +71,7 @@ def side_name(grid: GridRuns) -> str:
     return f"{grid.experiment.grid}@{grid.version}" if grid.version else f"{grid.experiment.grid} (unlabelled)"
 
 
-def resolve(reader: StoreReader, first: str | None, second: str | None) -> tuple[Side, Side]:
+def pick_sides(reader: StoreReader, first: str | None, second: str | None) -> tuple[Side, Side]:
     """The sides A and B that the command's targets name (see the module docstring)."""
     read: dict[str, tuple[Experiment, pd.DataFrame]] = {}
 

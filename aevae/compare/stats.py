@@ -24,7 +24,7 @@ ONE_SEED = "no test possible (one seed)"
 
 
 @dataclass(frozen=True)
-class Rule:
+class Criterion:
     """When a change counts: p below `alpha` (Holm-adjusted over every test of the
     comparison when `holm`), and the means at least `min_effect` apart relative to A's."""
 
@@ -98,7 +98,7 @@ def holm(ps: list[float]) -> list[float]:
     return adjusted
 
 
-def verdict(change: Change, p: float | None, rule: Rule) -> str:
+def verdict(change: Change, p: float | None, rule: Criterion) -> str:
     if p is None:
         return ONE_SEED
     if p >= rule.alpha:
@@ -112,7 +112,7 @@ def verdict(change: Change, p: float | None, rule: Rule) -> str:
     return BETTER if up == (change.metric.better == "higher") else WORSE
 
 
-def judge(changes: list[Change], rule: Rule) -> list[Change]:
+def judge(changes: list[Change], rule: Criterion) -> list[Change]:
     """Test every change and give it its verdict (Holm-adjusted p-values when the rule says)."""
     for change in changes:
         change.p, change.ci = welch(change.a, change.b, rule.alpha)

@@ -11,6 +11,7 @@ import hashlib
 import os
 from dataclasses import dataclass, replace
 from functools import cached_property
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -20,6 +21,8 @@ from aevae.errors import ConfigError, DataError, unknown_name
 
 DEFAULT_DATA_DIR = "data"
 SPLIT_SEED = 0  # the validation split is the same for every run and seed
+EVAL_BATCH = 1000  # images per batch of every pass that only reads a split
+EVAL_SEED = 1234  # fixed binarization of evaluation images, the same for every run
 
 
 def data_root(data_dir: str | None = None) -> str:
@@ -53,6 +56,19 @@ class ImageSet:
         for tensor in (self.images, self.labels):
             hashed.update(tensor.cpu().contiguous().numpy().data)
         return hashed.hexdigest()[:10]
+
+
+def eval_batches(images: ImageSet, binarize: bool, batch_size: int = EVAL_BATCH) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Float batches `(x, labels)` of a split in order; binarized with a fixed seed when asked,
+    so every pass that reads a split (metrics, codes, frames, figures) sees the same images."""
+    generator = None
+    if binarize:
+        generator = torch.Generator(images.images.device).manual_seed(EVAL_SEED)
+    for start in range(0, len(images), batch_size):
+        x = images.floats(slice(start, start + batch_size))
+        if generator is not None:
+            x = torch.bernoulli(x, generator=generator)
+        yield x, images.labels[start:start + batch_size]
 
 
 @dataclass(frozen=True)
@@ -131,4 +147,5 @@ def load(name: str, data_dir: str | None = None, val_size: int = 5000, subset: i
     return split(name, read(name, data_dir), val_size, subset, data_dir)
 
 
-__all__ = ["DATASETS", "Arrays", "DatasetSpec", "ImageSet", "Splits", "data_root", "load", "read", "split"]
+__all__ = ["DATASETS", "Arrays", "DatasetSpec", "ImageSet", "Splits", "data_root", "eval_batches", "load", "read",
+           "split"]

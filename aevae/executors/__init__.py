@@ -1,23 +1,48 @@
-"""Where grid cells and tuning workers run. Two executors, interchangeable:
+"""Where grid cells and Optuna trials run. One interface (aevae.executors.jobs: `Executor.map(fn,
+jobs, on_result)`), two implementations, interchangeable:
 
-- `local` (the default): processes of this machine, as `aevae bench --workers N` always did;
-- `ray`: tasks on a Ray cluster, through aevae.executors.ray_cluster, the one module that
-  imports Ray. A cell is still `aevae.bench.runner.run_cell(cell, ctx, datasets)` and a tuning
-  worker `aevae.tune.study.optimize(job, datasets)`; the executor only decides where they run.
+- `local` (the default): this process, or worker processes of this machine
+  (aevae.executors.local);
+- `ray`: tasks on a Ray cluster (aevae.executors.ray_cluster, the one module that imports Ray).
+
+A job is a plain function of its payload; the executor only decides where it runs. The
+executors import neither the bench nor the tuner: they run whatever function they are given.
 
 Light: imports no Ray, so the CLI's options and `--help` cost nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from typing import Iterator
 
+from aevae.executors.jobs import Executor, Job, Lost, NotRun, Stopped, WorkerEnv
 from aevae.executors.options import ExecutorOptions, cluster_address, on_loopback
 
-__all__ = ["ExecutorOptions", "ray_door"]
+__all__ = ["Executor", "ExecutorOptions", "Job", "Lost", "NotRun", "Stopped", "WorkerEnv", "open_executor"]
 
 
-def ray_door(address: str | None):
+@contextlib.contextmanager
+def open_executor(options: ExecutorOptions, datasets=None) -> Iterator[Executor]:
+    """The executor `options` name, for the block: the local one (reading data through
+    `datasets`, a `DataCache`, when it runs jobs in this process), or a Ray cluster, joined
+    or started for the block and left or stopped after it."""
+    if options.executor == "local":
+        from aevae.executors.local import LocalExecutor
+        from aevae.machine import auto_workers
+
+        workers = auto_workers() if options.workers == "auto" else (options.workers or 1)
+        yield LocalExecutor(workers, datasets)
+        return
+    executor = _ray_door(options.ray_address).RayExecutor(options, options.workers)
+    try:
+        yield executor
+    finally:
+        executor.shutdown()
+
+
+def _ray_door(address: str | None):
     """aevae.executors.ray_cluster, imported now. A cluster on loopback (the one a command
     starts for itself, or a head `make services` started on 127.0.0.1) is reached on
     127.0.0.1 only if Ray takes multi-machine clusters for disabled: it otherwise resolves

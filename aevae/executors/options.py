@@ -17,9 +17,13 @@ LOCAL_CLUSTER = "local"  # --ray-address local: a cluster of this machine, for t
 
 @dataclass(frozen=True)
 class ExecutorOptions:
-    """The executor, and how the Ray executor places each cell or worker."""
+    """The executor, how many jobs (cells, trials) it runs at once, and how the Ray executor
+    places each."""
 
     executor: str = "local"
+    # Jobs at once, at most: a count, 'auto' (one 1-thread process per core locally; as many
+    # as the cluster holds on Ray), or None: 1 locally, as many as the cluster holds on Ray.
+    workers: int | str | None = None
     ray_address: str | None = None  # None: the running cluster, else a local one for the command
     cpus_per_cell: float = 1.0  # CPUs a cell's (or tuning worker's) task asks Ray for
     gpus_per_cell: float | None = None  # None: 1 where the cluster has GPUs, else 0
@@ -27,6 +31,9 @@ class ExecutorOptions:
     def check(self) -> "ExecutorOptions":
         if self.executor not in EXECUTORS:
             raise unknown_name("executor", self.executor, EXECUTORS)
+        if self.workers is not None and self.workers != "auto" and (
+                not isinstance(self.workers, int) or self.workers < 1):
+            raise ConfigError("--workers must be at least 1.")
         if self.cpus_per_cell <= 0:
             raise ConfigError("--cpus-per-cell must be more than 0.")
         if self.gpus_per_cell is not None and self.gpus_per_cell < 0:

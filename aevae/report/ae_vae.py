@@ -9,6 +9,7 @@ import pandas as pd
 
 from aevae.report.display import group_label, number, ordered_cells
 from aevae.report.runs import GridRuns
+from aevae.tracking import names
 
 @dataclass(frozen=True)
 class Stat:
@@ -68,7 +69,7 @@ def relative(ours: float, theirs: float) -> str:
 
 
 def mse_sentence(ae: pd.DataFrame, vae: pd.DataFrame) -> str:
-    mse_ae, mse_vae = stat(ae, "test/recon_mse"), stat(vae, "test/recon_mse")
+    mse_ae, mse_vae = stat(ae, names.TEST_RECON_MSE), stat(vae, names.TEST_RECON_MSE)
     if mse_ae is None or mse_vae is None:
         return "The recon MSE is missing, so the cost of the KL term in reconstruction is unknown."
     both = f"({number(mse_vae.mean)} vs {number(mse_ae.mean)})"
@@ -84,15 +85,15 @@ def reading(ae: pd.DataFrame, vae: pd.DataFrame, latent_dim: str | None) -> list
         lacking = " or ".join(name for name, runs in (("AE", ae), ("VAE", vae)) if runs.empty)
         return [f"No finished {lacking} run to compare yet."]
     sentences = [mse_sentence(ae, vae)]
-    kl = stat(vae, "test/kl")
+    kl = stat(vae, names.TEST_KL)
     if kl is not None:
         sentences.append(f"It pays {number(kl.mean)} nats of KL per image.")
-    units_ae, units_vae = stat(ae, "test/active_units"), stat(vae, "test/active_units")
+    units_ae, units_vae = stat(ae, names.TEST_ACTIVE_UNITS), stat(vae, names.TEST_ACTIVE_UNITS)
     if units_ae and units_vae:
         of = f" of {latent_dim}" if latent_dim else ""
         sentences.append(f"It keeps {number(units_vae.mean)}{of} latent units active (AE: {number(units_ae.mean)}).")
-    for key, what, better in (("test/frechet", "The Fréchet distance of its samples", "lower"),
-                              ("test/probe_acc", "Its linear-probe accuracy", "higher")):
+    for key, what, better in ((names.TEST_FRECHET, "The Fréchet distance of its samples", "lower"),
+                              (names.TEST_PROBE_ACC, "Its linear-probe accuracy", "higher")):
         a, v = stat(ae, key), stat(vae, key)
         if not (a and v):
             continue

@@ -10,14 +10,15 @@ import pandas as pd
 from aevae.report.display import Column, mean_std, number, ordered_cells
 from aevae.report.runs import GridRuns
 from aevae.report.tables import cell_names
+from aevae.tracking import names
 
 SHOWN = (
-    Column("recon MSE", "test/recon_mse"),
-    Column("recon acc (%)", "test/recon_acc_1mse"),
-    Column("KL (nats)", "test/kl"),
+    Column("recon MSE", names.TEST_RECON_MSE),
+    Column("recon acc (%)", names.TEST_RECON_ACC),
+    Column("KL (nats)", names.TEST_KL),
 )
-ELBO = Column("ELBO (nats)", "test/elbo")
-NLL_KEY = "test/nll"
+ELBO = Column("ELBO (nats)", names.TEST_ELBO)
+NLL_KEY = names.TEST_NLL
 
 
 def logged(frame: pd.DataFrame, key: str) -> pd.Series:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from aevae.registry import ARCH_TITLES, DATASET_INFO, MODEL_TITLES
+from aevae.tracking import names
 from aevae.tracking.links import run_url
 
 MISSING = "—"
@@ -26,28 +27,28 @@ class Column:
 
 # Test-split metrics, then the analysis metrics of issue 6 (shown only when logged), then cost.
 METRICS = (
-    Column("recon MSE", "test/recon_mse", better="lower"),
-    Column("recon BCE (nats)", "test/recon_bce", better="lower"),
-    Column("recon acc (%)", "test/recon_acc_1mse", better="higher"),
-    Column("pixel acc (%)", "test/pixel_acc", 100.0, better="higher"),
-    Column("KL (nats)", "test/kl"),
-    Column("ELBO (nats)", "test/elbo", better="higher"),
-    Column("active units", "test/active_units"),
-    Column("probe acc", "test/probe_acc", better="higher"),
-    Column("Fréchet", "test/frechet", better="lower"),
-    Column("confident share", "test/confident_share", better="higher"),
-    Column("NLL (nats)", "test/nll", better="lower"),
-    Column("bits/dim", "test/bpd", better="lower"),
+    Column("recon MSE", names.TEST_RECON_MSE, better="lower"),
+    Column("recon BCE (nats)", names.TEST_RECON_BCE, better="lower"),
+    Column("recon acc (%)", names.TEST_RECON_ACC, better="higher"),
+    Column("pixel acc (%)", names.TEST_PIXEL_ACC, 100.0, better="higher"),
+    Column("KL (nats)", names.TEST_KL),
+    Column("ELBO (nats)", names.TEST_ELBO, better="higher"),
+    Column("active units", names.TEST_ACTIVE_UNITS),
+    Column("probe acc", names.TEST_PROBE_ACC, better="higher"),
+    Column("Fréchet", names.TEST_FRECHET, better="lower"),
+    Column("confident share", names.TEST_CONFIDENT_SHARE, better="higher"),
+    Column("NLL (nats)", names.TEST_NLL, better="lower"),
+    Column("bits/dim", names.TEST_BPD, better="lower"),
 )
 COSTS = (
     Column("epochs", "params.epochs"),
-    Column("wall (s)", "train_seconds"),
-    Column("images/s", "images_per_sec"),
+    Column("wall (s)", names.TRAIN_SECONDS),
+    Column("images/s", names.IMAGES_PER_SEC),
 )
 BY_KEY = {c.key: c for c in (*METRICS, *COSTS)}
 # What every finished run of this version logs; a run without one of these is listed as a gap.
-REQUIRED = ("test/loss", "test/recon_mse", "test/recon_bce", "test/kl", "test/pixel_acc",
-            "test/recon_acc_1mse", "test/active_units", "train_seconds")
+REQUIRED = (names.TEST_LOSS, names.TEST_RECON_MSE, names.TEST_RECON_BCE, names.TEST_KL, names.TEST_PIXEL_ACC,
+            names.TEST_RECON_ACC, names.TEST_ACTIVE_UNITS, names.TRAIN_SECONDS)
 
 
 # Runs logged by another version may name what this registry does not know; they still show.

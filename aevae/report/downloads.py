@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from aevae.tracking.names import FRAME_KEYS, TRAIN_PREFIX, VAL_PREFIX
+from aevae.tracking.names import FRAME_KEYS, TRAIN_KL, TRAIN_LOSS, VAL_KL, VAL_LOSS, VAL_RECON_MSE
 from aevae.tracking.reader import StoreReader
 
 WORKERS = 8
-CURVE_KEYS = (TRAIN_PREFIX + "loss", VAL_PREFIX + "loss", TRAIN_PREFIX + "kl", VAL_PREFIX + "kl",
-              VAL_PREFIX + "recon_mse")
+CURVE_KEYS = (TRAIN_LOSS, VAL_LOSS, TRAIN_KL, VAL_KL, VAL_RECON_MSE)
 FIGURES = ("reconstructions", "prior_samples", "latent")
 
 

@@ -8,16 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from aevae.report.display import group_label, sortable  # noqa: E402
-from aevae.report.plots import save, slug  # noqa: E402
-from aevae.report.strips import Frames, through_training  # noqa: E402
+from aevae.plotting import plt
+from aevae.report.display import group_label, sortable
+from aevae.report.plots import save, slug
+from aevae.report.strips import Frames, through_training
 
 ROW_TITLES = {"reconstructions": "test images and reconstructions", "prior_samples": "samples from N(0, I)",
               "latent": "latent means"}

@@ -6,23 +6,20 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import matplotlib
+import matplotlib.lines
+import matplotlib.patches
+import pandas as pd
 
-matplotlib.use("Agg")  # figures are files; never open a window
+from aevae.plotting import plt, sns
+from aevae.report.display import METRICS, arch_title, dataset_title, group_label, model_title
+from aevae.tracking import names
 
-import matplotlib.lines  # noqa: E402
-import matplotlib.patches  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from aevae.report.display import METRICS, arch_title, dataset_title, group_label, model_title  # noqa: E402
-
-BAR_METRICS = ("test/recon_mse", "test/recon_bce", "test/pixel_acc", "test/kl", "test/active_units",
-               "test/probe_acc", "test/frechet", "test/confident_share", "test/nll", "test/bpd")
-CURVE_PANELS = {"train/loss": ("loss", "train"), "val/loss": ("loss", "val"),
-                "train/kl": ("KL (nats)", "train"), "val/kl": ("KL (nats)", "val"),
-                "val/recon_mse": ("recon MSE", "val")}
+BAR_METRICS = (names.TEST_RECON_MSE, names.TEST_RECON_BCE, names.TEST_PIXEL_ACC, names.TEST_KL,
+               names.TEST_ACTIVE_UNITS, names.TEST_PROBE_ACC, names.TEST_FRECHET, names.TEST_CONFIDENT_SHARE,
+               names.TEST_NLL, names.TEST_BPD)
+CURVE_PANELS = {names.TRAIN_LOSS: ("loss", "train"), names.VAL_LOSS: ("loss", "val"),
+                names.TRAIN_KL: ("KL (nats)", "train"), names.VAL_KL: ("KL (nats)", "val"),
+                names.VAL_RECON_MSE: ("recon MSE", "val")}
 DPI = 110
 
 
@@ -128,10 +125,10 @@ def rate_distortion(finished: pd.DataFrame, folder: Path) -> Path | None:
     """Beta grids: test KL (rate) against test recon BCE (distortion), a point per beta with
     seed error bars both ways, a line per arch, one panel per dataset (their scales differ
     by orders of magnitude); the AE's distortion is the dashed line."""
-    if "beta" not in finished or "test/kl" not in finished or "test/recon_bce" not in finished:
+    if "beta" not in finished or names.TEST_KL not in finished or names.TEST_RECON_BCE not in finished:
         return None
-    data = finished.assign(kl=pd.to_numeric(finished["test/kl"], errors="coerce"),
-                           bce=pd.to_numeric(finished["test/recon_bce"], errors="coerce"),
+    data = finished.assign(kl=pd.to_numeric(finished[names.TEST_KL], errors="coerce"),
+                           bce=pd.to_numeric(finished[names.TEST_RECON_BCE], errors="coerce"),
                            beta_value=pd.to_numeric(finished["beta"], errors="coerce"))
     vae = data[data["model"] == "vae"].dropna(subset=["kl", "bce", "beta_value"])
     if vae["beta_value"].nunique() < 2:

@@ -8,14 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-
-from aevae.report.plots import save  # noqa: E402
-from aevae.tracking.names import FRAME_KEYS, FRAME_LATENT, FRAME_PRIOR, FRAME_RECONSTRUCTIONS  # noqa: E402
+from aevae.plotting import plt
+from aevae.report.plots import save
+from aevae.tracking.names import FRAME_KEYS, FRAME_LATENT, FRAME_PRIOR, FRAME_RECONSTRUCTIONS
 
 ROW_TITLES = {FRAME_RECONSTRUCTIONS: "reconstructions", FRAME_PRIOR: "N(0, I) decoded",
               FRAME_LATENT: "latent means"}

@@ -13,7 +13,7 @@ from aevae.report.display import (
 from aevae.report.runs import GridRuns
 from aevae.tracking import names
 
-REASON_CHARS = 300
+SHOWN_REASON_CHARS = 300  # of a failure reason, in the report's table (the store keeps more)
 LINKS_PER_ROW = 5
 # Slot columns read from the run tags of these names (report/runs.py PROVENANCE_TAGS): what
 # `precision=auto` and `device=auto` resolved to on the machine that ran the run.
@@ -131,7 +131,7 @@ def unfinished(grid: GridRuns) -> pd.DataFrame:
         where = "; ".join(f"{', '.join(cells)} (seed{'s' if ',' in listed else ''} {listed})"
                           for listed, cells in by_seeds.items())
         rows.append({"#": str(number), "state": state, "runs": str(len(group)), "cells": where,
-                     "reason": markdown_text(reason[:REASON_CHARS])})
+                     "reason": markdown_text(reason[:SHOWN_REASON_CHARS])})
     return pd.DataFrame(rows, columns=["#", "state", "runs", "cells", "reason"])
 
 
@@ -139,7 +139,7 @@ def gaps(grid: GridRuns, ui_url: str | None) -> pd.DataFrame:
     """Finished runs that lack a metric this version logs (older or interrupted logging)."""
     rows = []
     for _, run in in_cell_order(grid.finished, grid.slots, grid.extra_axes).iterrows():
-        required = [*REQUIRED, *(["test/elbo"] if run["model"] == "vae" else [])]
+        required = [*REQUIRED, *([names.TEST_ELBO] if run["model"] == "vae" else [])]
         lacking = [k for k in required if k not in run or pd.isna(pd.to_numeric(run[k], errors="coerce"))]
         if lacking:
             rows.append({"cell": run["cell"], "seed": run["seed"], "missing": ", ".join(lacking),

@@ -85,7 +85,8 @@ TORCH_VERSION = "torch_version"
 MLFLOW_VERSION = "mlflow_version"
 NUMPY_VERSION = "numpy_version"
 PYTHON_VERSION = "python_version"
-DEVICE = "device"
+DEVICE = "device"  # the GPU's name, or "cpu (<the CPU's model>)"
+CPU_FLAGS = "cpu_flags"  # the instruction sets that pick kernels (aevae.machine.NAMED_FLAGS)
 PRECISION = "precision"  # bf16-autocast or fp32, as resolved for the run
 MEMORY_FORMAT = "memory_format"  # channels_last or contiguous, as resolved for the run
 TORCH_THREADS = "torch_threads"
@@ -105,10 +106,36 @@ VALIDATION_CONTEXT = "validation"
 TEST_CONTEXT = "test"  # absent from Optuna trials, which never read the test split
 
 # --- Metrics ---------------------------------------------------------------------------
+# A run logs each metric of a split as `<split prefix><name>` (aevae.metrics and
+# aevae.analysis say what each measures, in which units); the report, compare, the tuner and
+# the summaries read them by the keys below, so each key is written once, here.
 TRAIN_PREFIX = "train/"  # per epoch, on the training split
 VAL_PREFIX = "val/"  # per epoch, on the validation split
 TEST_PREFIX = "test/"  # once, at the end, on the test split
-TRAIN_SECONDS = "train_seconds"
+LOSS = "loss"
+RECON = "recon"  # the training split's reconstruction term
+RECON_MSE = "recon_mse"
+RECON_BCE = "recon_bce"
+KL = "kl"
+PIXEL_ACC = "pixel_acc"
+RECON_ACC = "recon_acc_1mse"
+ELBO = "elbo"
+ACTIVE_UNITS = "active_units"
+PROBE_ACC = "probe_acc"
+FRECHET = "frechet"  # of N(0, I) samples; FRECHET + "_fitted", + "_recon" of the others
+CONFIDENT_SHARE = "confident_share"
+NLL = "nll"
+BPD = "bpd"
+TRAIN_LOSS, TRAIN_RECON, TRAIN_KL = (TRAIN_PREFIX + name for name in (LOSS, RECON, KL))
+VAL_LOSS, VAL_KL, VAL_RECON_MSE, VAL_ELBO = (VAL_PREFIX + name for name in (LOSS, KL, RECON_MSE, ELBO))
+(TEST_LOSS, TEST_RECON_MSE, TEST_RECON_BCE, TEST_KL, TEST_PIXEL_ACC, TEST_RECON_ACC, TEST_ELBO, TEST_ACTIVE_UNITS,
+ TEST_PROBE_ACC, TEST_FRECHET, TEST_CONFIDENT_SHARE, TEST_NLL, TEST_BPD) = (
+    TEST_PREFIX + name for name in (LOSS, RECON_MSE, RECON_BCE, KL, PIXEL_ACC, RECON_ACC, ELBO, ACTIVE_UNITS,
+                                    PROBE_ACC, FRECHET, CONFIDENT_SHARE, NLL, BPD))
+TRAIN_SECONDS = "train_seconds"  # a run's training and evaluation, seconds
+EPOCH_SECONDS = "epoch_seconds"  # per epoch: the pass over the training split, seconds
+IMAGES_PER_SEC = "images_per_sec"  # per epoch: training images per second
+ANALYSIS_SECONDS = "analysis_seconds"  # the end-of-run analysis; "analysis_seconds/<part>" per part
 
 # --- Frames: per-epoch images on MLflow's image slider (aevae.training.frames) ---------
 # Image keys, each logged with the epoch as its step. The AE's prior frames use the VAE's

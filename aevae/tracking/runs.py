@@ -23,7 +23,7 @@ from aevae.tracking.records import RunRecord
 from aevae.tracking.tracker import default_tracking_uri
 
 SEARCH_PAGE = 10000  # runs per request; MLflow's stores accept up to 50,000
-REASON_CHARS = 5000  # a failure reason is cut here (MLflow allows 8000 characters per run tag)
+FAILURE_REASON_CHARS = 5000  # a failure reason is cut here (MLflow allows 8000 characters per run tag)
 EXPERIMENT_TAG_CHARS = 20000  # MLflow's limit for an experiment tag's value
 
 
@@ -138,7 +138,7 @@ class RunStore:
             if found is None or found.status != "RUNNING":
                 return False
         if reason:
-            self.client.set_tag(run_id, names.FAILURE_REASON, redact(reason)[:REASON_CHARS])
+            self.client.set_tag(run_id, names.FAILURE_REASON, redact(reason)[:FAILURE_REASON_CHARS])
         self.client.set_terminated(run_id, status=status)
         return True
 

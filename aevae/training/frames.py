@@ -25,15 +25,16 @@ import torch
 
 from aevae.analysis.codes import prior_codes
 from aevae.config import TrainConfig
-from aevae.data import Splits
+from aevae.data import Splits, eval_batches
+from aevae.numerics import Numerics
+from aevae.plotting import tile
 from aevae.tracking import Tracker, names
-from aevae.training.evaluate import eval_batches
 from aevae.training.run_figures import SAMPLE_SEED
 
 COLUMNS = 8
 RECON_IMAGES = 16  # two rows of 8, each over its reconstruction
 PRIOR_DRAWS = 32  # four rows of 8; the first rows of the final figures/prior_samples.png
-LATENT_POINTS = 1000
+FRAME_LATENT_POINTS = 1000  # test images whose 2-d codes a latent frame maps
 SCATTER_PIXELS = 160
 CAPTION_PIXELS = 13
 CAPTION_SIZES = (10, 9, 8)  # font sizes tried in turn until the caption fits the frame's width
@@ -71,17 +72,17 @@ def frame_inputs(cfg: TrainConfig, splits: Splits, device: torch.device) -> Fram
     prior = prior_codes(PRIOR_DRAWS, cfg.latent_dim, SAMPLE_SEED)
     latent_images = latent_labels = None
     if cfg.latent_dim == 2:
-        latent_images, labels = next(eval_batches(source, cfg.binarize, batch_size=LATENT_POINTS))
+        latent_images, labels = next(eval_batches(source, cfg.binarize, batch_size=FRAME_LATENT_POINTS))
         latent_labels = labels.cpu().numpy()
     caption = PRIOR_CAPTIONS.get(cfg.model, f"{cfg.model} decodes of N(0, I) draws")
     return FrameInputs(images, columns, prior.to(device), latent_images, latent_labels, split, caption)
 
 
 @torch.no_grad()
-def log_frames(model, inputs: FrameInputs, tracker: Tracker, epoch: int, autocast) -> None:
+def log_frames(model, inputs: FrameInputs, tracker: Tracker, epoch: int, numerics: Numerics) -> None:
     """Make this epoch's frames and log each as its key's image at step `epoch`."""
     model.eval()
-    with autocast:
+    with numerics.autocast():
         recon = model(inputs.images)
         decoded = torch.sigmoid(model.decode(inputs.prior).float())
         means = None if inputs.latent_images is None else model.encode(inputs.latent_images)[0]
@@ -97,18 +98,6 @@ def log_frames(model, inputs: FrameInputs, tracker: Tracker, epoch: int, autocas
         frames[names.FRAME_LATENT] = captioned(canvas, f"epoch {epoch}: latent means, axes at ±{bound:.3g}")
     for key, frame in frames.items():
         tracker.log_image(frame, key, epoch)
-
-
-def tile(images: torch.Tensor, columns: int) -> np.ndarray:
-    """`[N,C,H,W]` images on [0,1], N a multiple of `columns`, as one uint8 grid: `[rows*H,
-    columns*W]` for one channel, `[rows*H, columns*W, C]` otherwise. Converted on the device,
-    so one small uint8 copy crosses to the host."""
-    n, c, h, w = images.shape
-    rows = n // columns
-    pixels = images.float().clamp(0, 1).mul(255).round().to(torch.uint8)
-    grid = pixels.reshape(rows, columns, c, h, w).permute(0, 3, 1, 4, 2).reshape(rows * h, columns * w, c)
-    grid = grid.cpu().numpy()
-    return grid[..., 0] if c == 1 else grid
 
 
 def scatter(means: np.ndarray, labels: np.ndarray, pixels: int = SCATTER_PIXELS) -> tuple[np.ndarray, float]:

@@ -1,9 +1,8 @@
-"""Where and how a run executes (device, precision), and what it records about itself
-(git commit, library versions) so its numbers can be traced and reproduced."""
+"""What a run records about itself (git commit, library versions, machine, numerics) so
+its numbers can be traced and reproduced."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import platform
 import subprocess
@@ -11,14 +10,9 @@ from pathlib import Path
 
 import torch
 
+from aevae.machine import cpu
+from aevae.numerics import Numerics
 from aevae.tracking import names
-
-
-def autocast(device: torch.device, bf16: bool):
-    """The autocast context for a forward pass; weights and optimiser state stay fp32."""
-    if not bf16:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 @functools.cache
@@ -35,8 +29,9 @@ def git_state() -> tuple[str, bool]:
         return "unknown", False
 
 
-def environment_tags(device: torch.device, bf16: bool, channels_last: bool) -> dict[str, str]:
-    """Tags that say what code and libraries produced a run, and on what."""
+def environment_tags(numerics: Numerics) -> dict[str, str]:
+    """Tags that say what code and libraries produced a run, on what machine and device, and
+    how it computed."""
     from importlib.metadata import PackageNotFoundError, version
 
     from aevae import __version__
@@ -57,7 +52,9 @@ def environment_tags(device: torch.device, bf16: bool, channels_last: bool) -> d
         names.MLFLOW_VERSION: installed("mlflow"),
         names.NUMPY_VERSION: installed("numpy"),
         names.PYTHON_VERSION: platform.python_version(),
-        names.DEVICE: torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()})",
-        names.PRECISION: "bf16-autocast" if bf16 else "fp32",
-        names.MEMORY_FORMAT: "channels_last" if channels_last else "contiguous",
+        names.DEVICE: (torch.cuda.get_device_name(numerics.device) if numerics.device.type == "cuda"
+                       else f"cpu ({cpu().model})"),
+        names.CPU_FLAGS: " ".join(cpu().named_flags),
+        names.PRECISION: numerics.precision_name,
+        names.MEMORY_FORMAT: numerics.memory_format_name,
     }

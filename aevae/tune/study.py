@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import time
@@ -26,8 +27,8 @@ from optuna.trial import TrialState
 from aevae.config import parse_value
 from aevae.data import Splits, data_root
 from aevae.data.cache import DataCache
-from aevae.errors import ConfigError, TrainingFailed, debugging, unknown_name
-from aevae.executors import ExecutorOptions, ray_door
+from aevae.errors import TrainingFailed, debugging, unknown_name
+from aevae.executors import Executor, ExecutorOptions, Job, WorkerEnv, open_executor
 from aevae.tune.space import PRUNERS, StudySpec, suggest, to_raw
 from aevae.tune.storage import (
     ABANDONED, DEFAULT_STORAGE, RUN_ATTR, describe_storage, fail_orphans, is_url, open_storage, owner_attrs,
@@ -37,7 +38,7 @@ from aevae.tracking import Tracker, absolute_uri, default_tracking_uri, names
 from aevae.tracking.mlflow_tracker import MlflowTracker
 from aevae.tracking.runs import RunStore
 from aevae.tracking.workers import DEFAULT_GRACE_S, this_worker
-from aevae.training.loop import train
+from aevae.training.loop import RunOptions, train
 from aevae.machine import pick_device
 from aevae.tune.summary import StudySummary, summarize
 
@@ -64,9 +65,9 @@ class Objective:
 # The VAE's val/loss weighs the KL by beta, so it would move with a searched beta; the
 # negative ELBO does not, which keeps its trials comparable.
 OBJECTIVES = {
-    "vae": Objective(f"{names.VAL_PREFIX}elbo", -1.0, "negative ELBO of the validation split "
+    "vae": Objective(names.VAL_ELBO, -1.0, "negative ELBO of the validation split "
                      "(reconstruction + KL, one posterior sample; independent of beta)"),
-    "ae": Objective(f"{names.VAL_PREFIX}loss", 1.0,
+    "ae": Objective(names.VAL_LOSS, 1.0,
                     "reconstruction loss of the validation split (the AE's loss)"),
 }
 
@@ -131,8 +132,8 @@ def run_trial(trial: optuna.Trial, spec: StudySpec, splits: Splits, tracker: Tra
 
     tags = {names.OPTUNA_STUDY: spec.name, names.STUDY_SET: spec.study_set, names.CELL: spec.cell}
     try:
-        result = train(cfg, splits.without_test(), TrialTracker(tracker, trial), on_epoch, tags=tags,
-                       run_name=f"trial {trial.number}")
+        result = train(cfg, splits.without_test(), TrialTracker(tracker, trial), on_epoch,
+                       RunOptions(f"trial {trial.number}", tags))
     except KeyboardInterrupt:
         trial.set_user_attr(ABANDONED, "interrupted (Ctrl-C or kill)")
         raise
@@ -196,7 +197,7 @@ def parent_params(spec: StudySpec, target: int) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class TuneJob:
-    """What each worker of one `aevae tune` needs; sent as is to worker processes."""
+    """What each worker of one `aevae tune` needs; sent as is to worker processes and tasks."""
 
     spec: StudySpec
     storage: str | None
@@ -209,11 +210,10 @@ class TuneJob:
     grace_s: float = DEFAULT_GRACE_S
 
 
-def optimize(job: TuneJob, datasets) -> list[int]:
-    """One worker: run trials of the study until it holds `job.target` finished ones (other
-    workers may add to them) or `job.timeout` passes; returns the numbers of its trials.
-    `datasets.get(cfg, data_dir)` gives the splits (aevae.data.cache.DataCache, or an
-    executor's)."""
+def optimize(job: TuneJob, env: WorkerEnv) -> list[int]:
+    """One worker, wherever an executor runs it: trials of the study until it holds
+    `job.target` finished ones (other workers may add to them) or `job.timeout` passes;
+    returns the numbers of its trials. `env.datasets.get(cfg, data_dir)` gives the splits."""
     spec = job.spec
     study = optuna.load_study(study_name=spec.name, storage=open_storage(
         job.storage, grace_s=job.grace_s, tracking_uri=job.tracking_uri))
@@ -222,7 +222,7 @@ def optimize(job: TuneJob, datasets) -> list[int]:
         return []
     study.sampler = make_sampler(spec, study, job.seed)
     study.pruner = PRUNERS[spec.pruner](job.target, None if "epochs" in spec.searched else spec.base.epochs)
-    splits = datasets.get(spec.base, job.data_dir)
+    splits = env.datasets.get(spec.base, job.data_dir)
     # no system metrics: trials last seconds to minutes, shorter than a few samples
     child = MlflowTracker(job.tracking_uri, names.tune_experiment(spec.study_set), parent_run_id=job.parent_run_id,
                           entry_point=names.ENTRY_TUNE)
@@ -259,78 +259,92 @@ def _without_traceback(record: logging.LogRecord) -> bool:
 logging.getLogger("optuna.study._optimize").addFilter(_without_traceback)
 
 
-def run_study(spec: StudySpec, *, storage: str | None = None, tracking_uri: str | None = None,
-              data_dir: str | None = None, trials: int | None = None, timeout: float | None = None,
-              pruner: str | None = None, seed: int | None = None, workers: int = 1,
-              executor: ExecutorOptions = ExecutorOptions(), grace_s: float = DEFAULT_GRACE_S) -> StudySummary:
-    """Run `spec` until it holds `trials` finished (complete or pruned) trials, or `timeout`
-    seconds pass; returns the whole study's summary. Another `pruner` than the study's own
-    runs the study `<name>/pruner=<pruner>` instead. With the Ray executor, `workers` Ray
-    tasks optimize the study side by side (each with its own sampler seed)."""
-    spec = with_pruner(spec, pruner or spec.pruner)
-    target = trials or spec.trials
-    if workers < 1:
-        raise ConfigError("--workers must be at least 1.")
-    if workers > 1 and executor.executor == "local":
-        raise ConfigError("--workers N runs N Ray tasks: pass --executor ray, or start N `aevae tune` "
-                          "commands on the same --storage (each with its own --seed).")
-    cluster = ray_door(executor.ray_address).RayCluster(executor) if executor.executor == "ray" else None
-    try:
-        if cluster is not None:
-            cluster.require_shared("Optuna storage", storage or DEFAULT_STORAGE)
-            cluster.require_shared("MLflow store", tracking_uri or default_tracking_uri())
-            # every node reads the same absolute paths, whatever its working folder
-            target_storage = storage or DEFAULT_STORAGE
-            storage = absolute_uri(target_storage) if is_url(target_storage) else os.path.abspath(target_storage)
-            tracking_uri = absolute_uri(tracking_uri or default_tracking_uri())
-            data_dir = os.path.abspath(data_root(data_dir))
-            print(cluster.describe())
-        return _drive(spec, target, storage, tracking_uri, data_dir, timeout, seed, workers, cluster, grace_s)
-    finally:
-        if cluster is not None:
-            cluster.shutdown()
+@dataclass(frozen=True)
+class StudyRequest:
+    """What `aevae tune` asks of a study: how many finished trials it should hold, for how
+    long at most, under which pruner (another than the study's own runs the study
+    `<name>/pruner=<pruner>` instead) and sampler seed, where the study, the runs and the
+    data are. The caller checks the storage and the store first."""
+
+    spec: StudySpec
+    storage: str | None = None
+    tracking_uri: str | None = None
+    data_dir: str | None = None
+    trials: int | None = None
+    timeout: float | None = None
+    pruner: str | None = None
+    seed: int | None = None
+    grace_s: float = DEFAULT_GRACE_S
 
 
-def _drive(spec: StudySpec, target: int, storage: str | None, tracking_uri: str | None,
-           data_dir: str | None, timeout: float | None, seed: int | None, workers: int, cluster,
-           grace_s: float) -> StudySummary:
-    """The invocation: resume the study, open its MLflow parent run, run the workers here or
-    on the cluster, settle the trials of workers that died, and summarise."""
-    tracking_uri = tracking_uri or default_tracking_uri()
+def run_study(request: StudyRequest, executor: ExecutorOptions = ExecutorOptions(workers=1)) -> StudySummary:
+    """Run the study until it holds the trials asked for, or the timeout passes; returns
+    the whole study's summary. The executor's workers optimize the study side by side, each
+    with its own sampler seed (the study's seed plus its index)."""
+    spec = with_pruner(request.spec, request.pruner or request.spec.pruner)
+    tracking_uri = absolute_uri(request.tracking_uri or default_tracking_uri())
+    target_storage = request.storage or DEFAULT_STORAGE
+    # every worker reads the same absolute paths, whatever its working folder
+    storage = absolute_uri(target_storage) if is_url(target_storage) else os.path.abspath(target_storage)
     datasets = DataCache()
-    if cluster is None and not study_exists(spec, storage):
+    with open_executor(executor, datasets) as running:
+        running.require_shared("Optuna storage", target_storage)
+        running.require_shared("MLflow store", tracking_uri)
+        described = running.describe()
+        if described:
+            print(described)
+        plan = dataclasses.replace(request, spec=spec, storage=storage, tracking_uri=tracking_uri,
+                                   data_dir=os.path.abspath(data_root(request.data_dir)))
+        return _drive(plan, running, datasets)
+
+
+def _drive(request: StudyRequest, executor: Executor, datasets: DataCache) -> StudySummary:
+    """The invocation: resume the study, open its MLflow parent run, run the workers, settle
+    the trials of workers that died, and summarise."""
+    spec, target = request.spec, request.trials or request.spec.trials
+    if not study_exists(spec, request.storage):
         # a new study is created only once its data is at hand (and its device is there),
         # so a failure before leaves no study behind
         pick_device(spec.base.device)
-        datasets.get(spec.base, data_dir)
-    optuna_storage = open_storage(storage, grace_s=grace_s, tracking_uri=tracking_uri)
+        datasets.get(spec.base, request.data_dir)
+    optuna_storage = open_storage(request.storage, grace_s=request.grace_s, tracking_uri=request.tracking_uri)
     study = open_study(spec, optuna_storage)
-    runs = RunStore(tracking_uri)
+    runs = RunStore(request.tracking_uri)
     retried_before = retried_trials(study)
     recover_trials(study, optuna_storage, runs)
     if len(study.get_trials(deepcopy=False, states=FINISHED)) >= target:
         return summarize(study, spec, new_trials=0, seconds=0.0,
                          retried=sorted(retried_trials(study) - retried_before))
-    base_seed = seed if seed is not None else spec.seed + len(study.get_trials(deepcopy=False))
+    base_seed = request.seed if request.seed is not None else spec.seed + len(study.get_trials(deepcopy=False))
     experiment = names.tune_experiment(spec.study_set)
     tags = {names.OPTUNA_STUDY: spec.name, names.STUDY_SET: spec.study_set, names.CELL: spec.cell,
-            names.OPTUNA_STORAGE: describe_storage(storage), names.WORKER: this_worker()}
+            names.OPTUNA_STORAGE: describe_storage(request.storage), names.WORKER: this_worker()}
     started = time.perf_counter()
     parent = MlflowTracker(runs.tracking_uri, experiment, entry_point=names.ENTRY_TUNE)
     with parent.run(spec.name.removeprefix(f"{spec.study_set}/"), parent_params(spec, target), tags) as parent_id:
-        job = TuneJob(spec, storage, runs.tracking_uri, data_dir, target, timeout, base_seed, parent_id, grace_s)
-        if cluster is None:
-            ran = optimize(job, datasets)
-        else:
-            jobs = [dataclasses.replace(job, seed=base_seed + i) for i in range(workers)]
-            ran = cluster.run_workers(optimize, jobs, spec.base.dataset, data_dir)
-            fail_orphans(study, optuna_storage, parent_id, runs)
+        job = TuneJob(spec, request.storage, runs.tracking_uri, request.data_dir, target, request.timeout,
+                      base_seed, parent_id, request.grace_s)
+        jobs = [Job(dataclasses.replace(job, seed=base_seed + i), spec.base.dataset, request.data_dir)
+                for i in range(executor.workers or 1)]
+        ran: list[int] = []
+        executor.map(optimize, jobs, lambda _, result: ran.extend(result if isinstance(result, list) else []))
+        fail_orphans(study, optuna_storage, parent_id, runs)  # the trials of workers that died
         summary = summarize(study, spec, new_trials=len(ran), seconds=time.perf_counter() - started,
-                            retried=sorted(retried_trials(study) - retried_before))
-        summary.parent_run_id = parent_id
+                            retried=sorted(retried_trials(study) - retried_before), parent_run_id=parent_id)
         parent.log_metrics(summary.metrics())
         parent.set_tags(summary.tags())
     return summary
+
+
+def tuned_lookup(storage: str | None):
+    """`tuned_overrides` of studies in `storage`, asked once per (model, arch, dataset): what
+    `aevae bench --tuned` expands a grid with."""
+
+    @functools.cache
+    def lookup(model: str, arch: str, dataset: str):
+        return tuned_overrides(model, arch, dataset, storage)
+
+    return lookup
 
 
 def tuned_overrides(model: str, arch: str, dataset: str, storage: str | None = None, *,

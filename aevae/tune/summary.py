@@ -10,7 +10,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 
-@dataclass
+@dataclass(frozen=True)
 class StudySummary:
     """Counts and values over every trial of the study (not only this invocation's)."""
 
@@ -96,31 +96,30 @@ def _epochs(trial: FrozenTrial) -> tuple[int, int]:
 
 
 def summarize(study: optuna.Study, spec, *, new_trials: int, seconds: float,
-              retried: list[int]) -> StudySummary:
+              retried: list[int], parent_run_id: str | None = None) -> StudySummary:
     trials = study.get_trials(deepcopy=False)
     by_state = {state: [t for t in trials if t.state == state] for state in TrialState}
-    summary = StudySummary(
+    best = study.best_trial if by_state[TrialState.COMPLETE] else None
+    default = [t for t in by_state[TrialState.COMPLETE] if t.user_attrs.get("default_config")]
+    epochs_saved, seconds_saved = 0, 0.0
+    for trial in by_state[TrialState.PRUNED]:
+        trained, budget = _epochs(trial)
+        if trained:
+            saved = max(budget - trained, 0)
+            epochs_saved += saved
+            # A pruned trial's own pace (seconds per epoch trained) prices its missing epochs.
+            seconds_saved += saved * float(trial.user_attrs.get("seconds", 0.0)) / trained
+    return StudySummary(
         study_name=study.study_name,
         objective=f"{study.user_attrs.get('objective_metric', '?')}: {study.user_attrs.get('objective', '')}",
         units=study.user_attrs.get("objective_units", ""), pruner=spec.pruner,
         complete=len(by_state[TrialState.COMPLETE]), pruned=len(by_state[TrialState.PRUNED]),
         failed=len(by_state[TrialState.FAIL]), running=len(by_state[TrialState.RUNNING]),
-        new_trials=new_trials, seconds=seconds, retried=retried,
+        best_number=best.number if best else None, best_value=best.value if best else None,
+        best_params=dict(best.params) if best else {},
+        default_number=default[0].number if default else None, default_value=default[0].value if default else None,
+        epochs_trained=sum(_epochs(t)[0] for t in trials), epochs_saved=epochs_saved, seconds_saved=seconds_saved,
+        new_trials=new_trials, seconds=seconds,
+        trial_seconds=sum(t.duration.total_seconds() for t in trials if t.duration is not None),
+        retried=retried, parent_run_id=parent_run_id,
     )
-    if by_state[TrialState.COMPLETE]:
-        best = study.best_trial
-        summary.best_number, summary.best_value, summary.best_params = best.number, best.value, best.params
-    default = [t for t in by_state[TrialState.COMPLETE] if t.user_attrs.get("default_config")]
-    if default:
-        summary.default_number, summary.default_value = default[0].number, default[0].value
-    for trial in trials:
-        if trial.duration is not None:
-            summary.trial_seconds += trial.duration.total_seconds()
-        trained, budget = _epochs(trial)
-        summary.epochs_trained += trained
-        if trial.state == TrialState.PRUNED and trained:
-            saved = max(budget - trained, 0)
-            summary.epochs_saved += saved
-            # A pruned trial's own pace (seconds per epoch trained) prices its missing epochs.
-            summary.seconds_saved += saved * float(trial.user_attrs.get("seconds", 0.0)) / trained
-    return summary

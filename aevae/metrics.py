@@ -18,29 +18,17 @@ from __future__ import annotations
 
 import torch
 
-from aevae.data import ImageSet
+from aevae.data import ImageSet, eval_batches
 from aevae.models.autoencoders import kl_per_dim, recon_per_image
+from aevae.numerics import Numerics
+from aevae.tracking import names
 
 ACTIVE_UNIT_THRESHOLD = 0.01
-EVAL_BATCH = 1000
-EVAL_SEED = 1234  # fixed binarization of evaluation images, the same for every run
-
-
-def eval_batches(images: ImageSet, binarize: bool, batch_size: int = EVAL_BATCH):
-    """Float batches `(x, labels)` in order; binarized with a fixed seed when asked."""
-    generator = None
-    if binarize:
-        generator = torch.Generator(images.images.device).manual_seed(EVAL_SEED)
-    for start in range(0, len(images), batch_size):
-        x = images.floats(slice(start, start + batch_size))
-        if generator is not None:
-            x = torch.bernoulli(x, generator=generator)
-        yield x, images.labels[start:start + batch_size]
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, images: ImageSet, *, binarize: bool, pixel_tol: float,
-             autocast) -> dict[str, float]:
+def evaluate(model: torch.nn.Module, images: ImageSet, numerics: Numerics, *, binarize: bool,
+             pixel_tol: float) -> dict[str, float]:
     """Every metric above, averaged over `images` (sums stay on the device until the end)."""
     was_training = model.training
     model.eval()
@@ -49,7 +37,7 @@ def evaluate(model: torch.nn.Module, images: ImageSet, *, binarize: bool, pixel_
     mean_sum = mean_sq_sum = None
     variational = False
     for x, _ in eval_batches(images, binarize):
-        with autocast:
+        with numerics.autocast():
             mean, logvar = model.encode(x)
             logits = model.decode(mean)
             parts = model.loss_of_code(x, mean, logvar, logits)  # one encode per batch, not two
@@ -75,14 +63,14 @@ def evaluate(model: torch.nn.Module, images: ImageSet, *, binarize: bool, pixel_
     recon_mse, recon_bce, pixel_acc, kl, loss, neg_elbo = (sums / n).tolist()
     variance = mean_sq_sum / n - (mean_sum / n).square()
     metrics = {
-        "loss": loss,
-        "recon_mse": recon_mse,
-        "recon_bce": recon_bce,
-        "kl": kl,
-        "pixel_acc": pixel_acc,
-        "recon_acc_1mse": 100.0 * (1.0 - recon_mse),
-        "active_units": float((variance > ACTIVE_UNIT_THRESHOLD).sum().item()),
+        names.LOSS: loss,
+        names.RECON_MSE: recon_mse,
+        names.RECON_BCE: recon_bce,
+        names.KL: kl,
+        names.PIXEL_ACC: pixel_acc,
+        names.RECON_ACC: 100.0 * (1.0 - recon_mse),
+        names.ACTIVE_UNITS: float((variance > ACTIVE_UNIT_THRESHOLD).sum().item()),
     }
     if variational:
-        metrics["elbo"] = -neg_elbo
+        metrics[names.ELBO] = -neg_elbo
     return metrics
