@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 from aevae.executors.options import ExecutorOptions, cluster_address, on_loopback
+from aevae.extras import require
 
 __all__ = ["ExecutorOptions", "ray_door"]
 
@@ -26,6 +27,7 @@ def ray_door(address: str | None):
     listen where their workers can reach it."""
     if on_loopback(cluster_address(address)):
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    require("ray", "the Ray executor")
     from aevae.executors import ray_cluster
 
     return ray_cluster
