@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "aevae needs Python 3.11 or newer"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,cluster]'
 	touch $@
 
 test: install ## fast test suite (a few minutes); its header names the machine and what each auto setting is here
@@ -74,11 +74,11 @@ dashboard: install ## optuna-dashboard on the study storage (http://127.0.0.1:$(
 	@test -f $(STUDY_STORAGE) || { echo "no studies in $(STUDY_STORAGE) yet: run make tune first"; exit 2; }
 	$(BIN)/optuna-dashboard $(STUDY_STORAGE) --port $(DASHBOARD_PORT)
 
-services: install ## PostgreSQL, an MLflow server on it and a Ray head, under .services/; prints the env lines (idempotent)
-	$(BIN)/python -m aevae.services up $(SERVICES_ARGS)
+services: install ## PostgreSQL, an MLflow server on it and a Ray head, under .services/ (SERVICES_ARGS: --host H, --auth); prints the env lines (idempotent)
+	$(BIN)/python deploy/services.py up $(SERVICES_ARGS)
 
 services-down: install ## stop what make services started; their data stays in .services/
-	$(BIN)/python -m aevae.services down $(SERVICES_ARGS)
+	$(BIN)/python deploy/services.py down $(SERVICES_ARGS)
 
 clean: ## remove the virtual environment and caches (keeps mlruns/ and studies/)
 	rm -rf $(VENV) .pytest_cache

@@ -123,7 +123,8 @@ class ClientTimer:
 
 
 def tracking(args, folder: Path) -> None:
-    from aevae import services
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "deploy"))
+    import services  # deploy/services.py: the stack of `make services`, no module of the package
     from aevae.bench.grid import expand, load_grid
     from aevae.bench.runner import BenchContext, run_cell
     from aevae.data.cache import DataCache

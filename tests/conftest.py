@@ -6,10 +6,12 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
+import importlib.util
 import io
 import os
 import pickle
 import shutil
+import sys
 import tarfile
 from pathlib import Path
 
@@ -112,6 +114,18 @@ def register(monkeypatch, name: str, blobs: dict[str, bytes], archive: bytes | N
 
 
 CLI_SUBPROCESS = Path(__file__).with_name("cli_subprocess.py")
+DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+
+
+def deploy_services():
+    """deploy/services.py, the stack of `make services`: a script of the repository, not a
+    module of the package, so it is imported by its path (once per test session)."""
+    if "services" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("services", DEPLOY / "services.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["services"] = module  # before it runs: its dataclass looks itself up there
+        spec.loader.exec_module(module)
+    return sys.modules["services"]
 
 
 def cli_subprocess_env(**extra: str) -> dict[str, str]:

@@ -160,6 +160,15 @@ def test_redact_masks_passwords_and_nothing_else(text, shown):
     assert redact(text) == shown
 
 
+def test_redact_masks_the_tracking_login_of_the_environment_wherever_it_appears(monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "s3cret-Pa55word")
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "tok-0123456789")
+    assert redact("login s3cret-Pa55word, token=tok-0123456789 at http://u:s3cret-Pa55word@h") == \
+        "login ***, token=*** at http://u:***@h"
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "loss")  # too short to be told from words: kept
+    assert redact("train/loss") == "train/loss"
+
+
 def test_links_lose_their_credentials():
     assert without_credentials("http://me:pw@host:5000") == "http://host:5000"
     assert without_credentials("http://host:5000") == "http://host:5000"

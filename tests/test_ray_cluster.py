@@ -1,6 +1,6 @@
 """A grid and a study on a real Ray cluster of several nodes (Ray's cluster_utils, every port
 on 127.0.0.1), with the stack of `make services` (a real PostgreSQL and an MLflow server on
-it, started by aevae.services in a temporary folder) and the real MNIST files. Nodes and
+it, started by deploy/services.py in a temporary folder) and the real MNIST files. Nodes and
 workers are killed for real, mid-training. Slow: about three minutes on two cores."""
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ import psutil
 import pytest
 from optuna.trial import TrialState
 
-from aevae import services
 from aevae.tune.storage import open_storage
-from conftest import REAL_DATA
+from conftest import REAL_DATA, deploy_services
 
 pytestmark = [
     pytest.mark.slow,
@@ -32,6 +31,7 @@ pytestmark = [
                        reason="needs AEVAE_DATA_DIR with the real MNIST files"),
 ]
 ROOT = Path(__file__).resolve().parent.parent
+services = deploy_services()
 NODE = {"num_cpus": 1, "object_store_memory": 150 * 2**20}  # the machine has two cores
 
 

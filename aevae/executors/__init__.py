@@ -19,6 +19,7 @@ from typing import Iterator
 
 from aevae.executors.jobs import Executor, Job, Lost, NotRun, Stopped, WorkerEnv
 from aevae.executors.options import ExecutorOptions, cluster_address, on_loopback
+from aevae.extras import require
 
 __all__ = ["Executor", "ExecutorOptions", "Job", "Lost", "NotRun", "Stopped", "WorkerEnv", "open_executor"]
 
@@ -51,6 +52,7 @@ def _ray_door(address: str | None):
     listen where their workers can reach it."""
     if on_loopback(cluster_address(address)):
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    require("ray", "the Ray executor")
     from aevae.executors import ray_cluster
 
     return ray_cluster

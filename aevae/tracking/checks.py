@@ -25,6 +25,7 @@ from typing import Iterator
 from urllib.parse import urlsplit
 
 from aevae.errors import AevaeError, debugging
+from aevae.extras import require
 from aevae.folders import check_writable
 from aevae.redact import redact
 from aevae.tracking.tracker import default_tracking_uri
@@ -34,6 +35,7 @@ LOCK_WAIT_S = 300  # another process creating the tables (seconds, under load) h
 SERVER_PORTS = {"http": 80, "https": 443}
 DATABASE_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
 SQLITE_HEADER = b"SQLite format 3\x00"
+LOGIN = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")  # read by MLflow's client
 HINT = "check --tracking-uri or MLFLOW_TRACKING_URI"
 VALID = ("sqlite:///path/mlflow.db, http(s)://host:port of a tracking server, or a "
          "postgresql+psycopg2:// (mysql://, mssql://) database URL")
@@ -51,6 +53,11 @@ def scheme(tracking_uri: str) -> str:
     """'sqlite', 'http', 'postgresql', ... ('postgresql+psycopg2' counts as 'postgresql');
     '' for a plain path."""
     return tracking_uri.split("://", 1)[0].split("+", 1)[0].lower() if "://" in tracking_uri else ""
+
+
+def driver(tracking_uri: str) -> str:
+    """The driver a database URI names ('psycopg2' of 'postgresql+psycopg2://'); '' for none."""
+    return tracking_uri.split("://", 1)[0].partition("+")[2].lower() if "://" in tracking_uri else ""
 
 
 def sqlite_path(tracking_uri: str) -> Path | None:
@@ -76,6 +83,8 @@ def check_store(tracking_uri: str | None = None, *, write: bool = True) -> str:
         _reach(uri, SERVER_PORTS[kind], "MLflow tracking server")
         _ask_server(uri)
     elif kind in DATABASE_PORTS:
+        if kind == "postgresql" and driver(uri) in ("", "psycopg2"):
+            require("psycopg2", "an MLflow store on PostgreSQL")
         _reach(uri, DATABASE_PORTS[kind], "database of the MLflow store")
         _connect_database(uri)
     elif kind in ("", "file"):
@@ -155,11 +164,19 @@ def _first_line(exc: BaseException) -> str:
 
 def _ask_server(uri: str) -> None:
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
     try:
         with bounded_http():
             MlflowClient(uri).search_experiments(max_results=1)
     except Exception as exc:  # noqa: BLE001 - requests, MLflow and HTTP errors alike: the server's answer
+        if isinstance(exc, MlflowException) and exc.get_http_status_code() == 401:  # a server's auth app
+            user, password = LOGIN
+            if os.environ.get(user):
+                raise StoreError(f"the MLflow tracking server at {redact(uri)} refuses the login in {user} and "
+                                 f"{password}: check them (make services prints them).") from None
+            raise StoreError(f"the MLflow tracking server at {redact(uri)} asks for a login: set {user} and "
+                             f"{password} (make services prints them).") from None
         raise StoreError(f"the server at {redact(uri)} does not answer as an MLflow tracking server "
                          f"({_first_line(exc)}); {HINT}.") from None
 
@@ -175,7 +192,7 @@ def _connect_database(uri: str) -> None:
         engine.dispose()
     except ImportError as exc:
         raise StoreError(f"the driver for {redact(uri)} is not installed ({exc}); for PostgreSQL "
-                         f"name the one aevae installs: postgresql+psycopg2://...") from None
+                         f"name the one of aevae's cluster extra: postgresql+psycopg2://...") from None
     except (SQLAlchemyError, ValueError) as exc:
         reason = _first_line(getattr(exc, "orig", None) or exc)
         raise StoreError(f"cannot open the database of the MLflow store {redact(uri)} ({reason}); "

@@ -32,6 +32,7 @@ from optuna.trial import TrialState
 from sqlalchemy.exc import SQLAlchemyError
 
 from aevae.errors import AevaeError
+from aevae.extras import require
 from aevae.folders import check_writable
 from aevae.interrupts import deferred
 from aevae.redact import redact
@@ -49,6 +50,7 @@ ABANDONED = "abandoned"  # user attribute of a trial whose process died or was i
 HOST_ATTR, PID_ATTR, STARTED_ATTR = "host", "pid", "process_started"
 RUN_ATTR, PARENT_RUN_ATTR = "mlflow_run_id", "mlflow_parent_run_id"
 CARRIED_ATTRS = ("default_config",)  # user attributes a retried trial keeps
+PSYCOPG2 = "postgresql+psycopg2://"
 
 
 class StorageError(AevaeError):
@@ -73,10 +75,10 @@ def engine_kwargs(url: str) -> dict:
 
 
 def with_driver(url: str) -> str:
-    """A bare postgresql:// URL names the driver aevae installs (psycopg2): SQLAlchemy 2.1
-    would otherwise look for psycopg 3 and fail to import it."""
+    """A bare postgresql:// URL names the driver of aevae's cluster extra (psycopg2):
+    SQLAlchemy 2.1 would otherwise look for psycopg 3 and fail to import it."""
     bare = "postgresql://"
-    return "postgresql+psycopg2://" + url.removeprefix(bare) if url.startswith(bare) else url
+    return PSYCOPG2 + url.removeprefix(bare) if url.startswith(bare) else url
 
 
 class WholeWrites(JournalFileBackend):
@@ -128,6 +130,8 @@ def open_storage(storage: str | None = None, *, grace_s: float = DEFAULT_GRACE_S
             check_journal(Path(target), shown)
             Path(target).parent.mkdir(parents=True, exist_ok=True)
             return JournalStorage(WholeWrites(target))
+        if with_driver(target).startswith(PSYCOPG2):
+            require("psycopg2", "a PostgreSQL Optuna storage")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             reason = (f"its worker stopped beating for more than {grace_s:.0f} s (killed, or its "

@@ -1,21 +1,25 @@
 """`make services`: a throwaway stack for runs on many machines, started on this one:
 PostgreSQL (databases `mlflow` and `optuna`), an MLflow tracking server on it that proxies
 the artifacts (workers need no shared folder), and a Ray head. Everything lives under one
-folder (`.services/`, which git ignores): data, logs and pid files.
+folder (`.services/`, which git ignores): data, logs, pid files and credentials.
 
 `up` starts what is not running and reuses what is, then prints the environment lines to
 use; `down` stops all three and keeps their data, so the next `up` finds the same runs and
 studies. The services listen on `--host` (127.0.0.1 by default; give this machine's address
-for other machines to join the Ray head and reach the stores). PostgreSQL asks for a
-password generated at its first start and kept in the folder (mode 600).
+for other machines to join the Ray head and reach the stores). Nothing listens past loopback
+without a secret: PostgreSQL asks for a password, Ray for a token, and the MLflow server
+(on any host but loopback, or with `--auth`) for a user and password, each generated at its
+first start and kept in the folder (mode 600). Needs aevae's `cluster` extra.
 
-    python -m aevae.services up [--host H] [--folder F]      # make services
-    python -m aevae.services down [--folder F]               # make services-down
+    python deploy/services.py up [--host H] [--auth] [--folder F]      # make services
+    python deploy/services.py down [--folder F]                         # make services-down
 """
 
 from __future__ import annotations
 
 import argparse
+import configparser
+import io
 import ipaddress
 import os
 import secrets
@@ -25,6 +29,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,10 +37,15 @@ from pathlib import Path
 import psutil
 
 from aevae.errors import AevaeError
+from aevae.extras import require
 
 FOLDER = ".services"
 POSTGRES_DIRS = ("/usr/local/bin", "/usr/lib/postgresql/*/bin")  # where distributions put initdb
 START_TIMEOUT_S = 120  # MLflow migrates an empty database on its first start
+EXTRA_MODULES = ("psycopg2", "ray", "flask_wtf")  # the cluster extra: the driver, Ray, MLflow's auth app
+MLFLOW_USER = "aevae"  # the auth app's admin: the one user the stack's clients log in as
+# any REST call would do: the auth app answers 401 to each one without credentials
+MLFLOW_PROBE = "/api/2.0/mlflow/experiments/search?max_results=1"
 
 
 class ServiceError(AevaeError):
@@ -49,10 +59,17 @@ class Stack:
     postgres_port: int = 5432
     mlflow_port: int = 5000
     ray_port: int = 6379
+    auth: bool = False  # the MLflow server asks for a user and password on loopback too
 
     @property
     def loopback(self) -> bool:
         return ipaddress.ip_address(socket.gethostbyname(self.host)).is_loopback
+
+    @property
+    def authenticated(self) -> bool:
+        """Whether the MLflow server asks for a user and password: always when other machines
+        can reach it, as the other services ask for theirs."""
+        return self.auth or not self.loopback
 
     def postgres_url(self, database: str) -> str:
         password = (self.folder / "postgres" / "password").read_text().strip()
@@ -113,8 +130,7 @@ def postgres_up(stack: Stack) -> None:
                   # an MLflow server's workers and every Optuna worker (with its heartbeat thread)
                   # each hold a pool of connections: PostgreSQL's default 100 ran out in a test
                   "-o", f"-h {stack.host} -p {stack.postgres_port} -k {folder} -c max_connections=400")
-    import psycopg2  # installed with aevae; the server must be up first
-
+    psycopg2 = require("psycopg2", "make services")  # the server must be up first
     connection = psycopg2.connect(stack.postgres_url("postgres"))
     connection.autocommit = True
     with connection.cursor() as cursor:
@@ -176,8 +192,58 @@ def _listens(host: str, port: int) -> bool:
         return probe.connect_ex((host, port)) == 0
 
 
+def _secret_file(path: Path, text: str) -> None:
+    """A new file that only its owner can read, from its first byte."""
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+        file.write(text)
+
+
+def mlflow_auth_config(stack: Stack) -> Path:
+    """The config of MLflow's basic-auth app (MLFLOW_AUTH_CONFIG_PATH), written at the first
+    start with a generated admin password, which makes it a secret (mode 600); its users live
+    in a SQLite file beside it, as secret (password hashes). Nobody reads anything without
+    logging in; a user the admin adds later may read every run and write none until granted
+    more."""
+    path = (stack.folder / "mlflow-auth.ini").resolve()
+    if not path.exists():
+        users = path.with_suffix(".db")
+        if not users.exists():
+            _secret_file(users, "")  # an empty file is an empty database; SQLite keeps its mode
+        config = configparser.ConfigParser(interpolation=None)
+        config["mlflow"] = {"database_uri": f"sqlite:///{users}", "default_permission": "READ",
+                            "admin_username": MLFLOW_USER, "admin_password": secrets.token_urlsafe(18)}
+        text = io.StringIO()
+        config.write(text)
+        _secret_file(path, text.getvalue())
+    return path
+
+
+def mlflow_credentials(stack: Stack) -> dict[str, str]:
+    """What MLflow's client needs to log in to the stack's server, as environment variables."""
+    config = configparser.ConfigParser(interpolation=None)
+    config.read(mlflow_auth_config(stack))
+    return {"MLFLOW_TRACKING_USERNAME": config["mlflow"]["admin_username"],
+            "MLFLOW_TRACKING_PASSWORD": config["mlflow"]["admin_password"]}
+
+
+def asks_login(stack: Stack) -> bool:
+    """Whether the MLflow server refuses a request without credentials."""
+    try:
+        with urllib.request.urlopen(f"{stack.mlflow_url}{MLFLOW_PROBE}", timeout=5):
+            return False
+    except urllib.error.HTTPError as exc:
+        return exc.code == 401
+
+
 def mlflow_up(stack: Stack) -> None:
     if _running(stack.folder / "mlflow.pid") and _answers(f"{stack.mlflow_url}/health"):
+        locked = asks_login(stack)
+        if locked and not stack.authenticated:
+            raise ServiceError(f"the MLflow server under {stack.folder} runs with authentication: pass --auth, "
+                               f"or stop the stack first (make services-down).")
+        if stack.authenticated and not locked:
+            raise ServiceError(f"the MLflow server under {stack.folder} runs without authentication: stop the "
+                               f"stack first (make services-down), then start it again.")
         return
     backend = stack.postgres_url("mlflow").replace("postgresql://", "postgresql+psycopg2://")
     command = [str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri", backend,
@@ -187,7 +253,14 @@ def mlflow_up(stack: Stack) -> None:
         command += ["--allowed-hosts", f"{stack.host},{stack.host}:{stack.mlflow_port}"]
     # aevae runs no server-side jobs (they serve MLflow's GenAI features); without them the
     # server is three processes instead of a dozen, and stops at once
-    _start(command, "mlflow", stack, {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    if stack.authenticated:
+        command += ["--app-name", "basic-auth"]
+        # the key signs only the CSRF tokens of the auth app's sign-up form: a new one at each
+        # start voids no more than a form left open across a restart
+        env |= {"MLFLOW_AUTH_CONFIG_PATH": str(mlflow_auth_config(stack)),
+                "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(32)}
+    _start(command, "mlflow", stack, env)
     _wait(lambda: _answers(f"{stack.mlflow_url}/health"), "the MLflow server", stack, "mlflow")
 
 
@@ -208,6 +281,9 @@ def ray_up(stack: Stack) -> None:
                "--port", str(stack.ray_port), "--temp-dir", str((stack.folder / "ray").resolve()),
                "--include-dashboard", "false", "--disable-usage-stats", "--block"]
     env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(ray_token(stack))}
+    if stack.authenticated:
+        # the head's workers inherit them: cells that run there log to the MLflow server
+        env |= mlflow_credentials(stack)
     if stack.loopback:
         # Ray resolves 127.0.0.1 to the machine's address unless it takes clusters for
         # disabled, which this variable says: a head for this machine alone stays on loopback.
@@ -237,18 +313,23 @@ def _stop(stack: Stack, name: str, first: signal.Signals) -> bool:
 
 
 def env_lines(stack: Stack) -> list[str]:
-    return [f"export MLFLOW_TRACKING_URI={stack.mlflow_url}",
+    credentials = mlflow_credentials(stack) if stack.authenticated else {}
+    login = "".join(f" {name}={value}" for name, value in credentials.items())
+    return [f"export MLFLOW_TRACKING_URI={stack.mlflow_url}{login}",
             f"export RAY_ADDRESS={stack.ray_address} RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH={ray_token(stack)}",
             f"export STUDY_STORAGE={stack.postgres_url('optuna')}  # make tune; aevae tune --storage \"$STUDY_STORAGE\""]
 
 
 def up(stack: Stack) -> None:
+    for module in EXTRA_MODULES:
+        require(module, "make services")
     stack.folder.mkdir(parents=True, exist_ok=True)
     postgres_up(stack)
     mlflow_up(stack)
     ray_up(stack)
+    login = f" (user {MLFLOW_USER}, password in the lines below)" if stack.authenticated else ""
     print(f"services up under {stack.folder}/: PostgreSQL {stack.host}:{stack.postgres_port}, "
-          f"MLflow {stack.mlflow_url}, Ray head {stack.ray_address}. To use them:")
+          f"MLflow {stack.mlflow_url}{login}, Ray head {stack.ray_address}. To use them:")
     print("\n".join(env_lines(stack)))
 
 
@@ -260,15 +341,18 @@ def down(stack: Stack) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m aevae.services", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python deploy/services.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=("up", "down"))
     parser.add_argument("--folder", default=FOLDER, help=f"where the stack lives (default: {FOLDER})")
     parser.add_argument("--host", default="127.0.0.1", help="address every service listens on")
+    parser.add_argument("--auth", action="store_true",
+                        help="the MLflow server asks for a user and password on 127.0.0.1 too (always elsewhere)")
     parser.add_argument("--postgres-port", type=int, default=5432)
     parser.add_argument("--mlflow-port", type=int, default=5000)
     parser.add_argument("--ray-port", type=int, default=6379)
     args = parser.parse_args(argv)
-    stack = Stack(Path(args.folder).resolve(), args.host, args.postgres_port, args.mlflow_port, args.ray_port)
+    stack = Stack(Path(args.folder).resolve(), args.host, args.postgres_port, args.mlflow_port, args.ray_port,
+                  args.auth)
     try:
         up(stack) if args.action == "up" else down(stack)
     except (AevaeError, subprocess.CalledProcessError) as exc:
