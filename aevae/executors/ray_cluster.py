@@ -18,6 +18,7 @@ CPU to the next task, and the node would run more jobs at once than it has CPUs)
 from __future__ import annotations
 
 import logging
+import os
 import socket
 
 import ray
@@ -34,6 +35,7 @@ from aevae.executors.options import LOCAL_CLUSTER, ExecutorOptions, cluster_addr
 MAX_RETRIES = 3  # attempts Ray makes again after a task's worker or node died (Ray's default)
 CONNECT_TIMEOUT_S = 5  # a cluster that does not answer this fast is not there
 CANCEL_WAIT_S = 60  # after Ctrl-C, how long cancelled tasks get to end their runs KILLED
+CREDENTIALS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 
 
 class ClusterError(AevaeError):
@@ -107,9 +109,12 @@ class RayExecutor:
                 socket.create_connection(reachable, timeout=CONNECT_TIMEOUT_S).close()
             except OSError as exc:
                 raise ClusterError(f"no Ray cluster answers at {address} ({exc.strerror or exc}); {hint}.") from None
+        # the driver's login to an MLflow server that asks for one reaches every task, wherever it runs
+        credentials = {name: os.environ[name] for name in CREDENTIALS if os.environ.get(name)}
         try:
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
-                     include_dashboard=False if self.started else None)
+                     include_dashboard=False if self.started else None,
+                     runtime_env={"env_vars": credentials} if credentials else None)
         except ConnectionError as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ClusterError(f"no Ray cluster answers at '{address}' ({reason}); {hint}.") from None
