@@ -1,6 +1,7 @@
 """What the end-of-run analysis costs, and what it finds, on real MNIST.
 
-Trains each default MNIST cell (AE and VAE, MLP and conv) twice, with `analysis=false` and
+Trains each MNIST cell of the lab grid (benchmarks/lab.toml, seed 0: AE and VAE, MLP and
+conv, at the lab budget; `--only` picks others) twice, with `analysis=false` and
 `analysis=true` and nothing else changed, and prints the wall time of both, their ratio,
 the analysis' own seconds per part, and the numbers the analysis logs. The reference
 classifier is fetched first and timed on its own: its one-off training is not a per-run
@@ -15,88 +16,91 @@ show them). Measure on a quiet machine: the ratio is only as good as the timings
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import tempfile
-import time
 
 from tabulate import tabulate
 
-from aevae import data
 from aevae.analysis import classifier
-from aevae.config import TrainConfig, parse_value, with_overrides
+from aevae.config import TrainConfig, parse_value
+from aevae.errors import AevaeError, ConfigError
 from aevae.tracking.mlflow_tracker import MlflowTracker
-from aevae.training.loop import train
+from aevae.training.loop import RunOptions, train
+from cells import grid_cells, splits_of
+from timing import Stopwatch
 
 PARTS = ("codes", "figures", "tsne", "probe", "sample_quality", "nll")
 FINDINGS = ("active_units", "probe_acc", "frechet", "frechet_fitted", "frechet_recon",
             "confident_share", "confident_share_fitted", "nll", "bpd", "recon_bce", "kl")
 
 
-def parse_args() -> argparse.Namespace:
+def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default=None, help="dataset root (default: $AEVAE_DATA_DIR, else ./data)")
-    parser.add_argument("--archs", default="mlp,conv", help="comma-separated archs (default: mlp,conv)")
-    parser.add_argument("--models", default="ae,vae", help="comma-separated models (default: ae,vae)")
-    parser.add_argument("--epochs-ae", type=int, default=10, help="the AE cell's budget (default: 10)")
-    parser.add_argument("--epochs-vae", type=int, default=15, help="the VAE cell's budget (default: 15)")
+    parser.add_argument("--only", action="append", default=None, metavar="KEY=VALUE",
+                        help="lab cells to time, as `aevae bench --only` takes them (default: dataset=mnist)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                        help="any other config field for every run, e.g. binarize=true (repeatable)")
+                        help="a config field for every run, after the lab grid's own, e.g. binarize=true "
+                             "or epochs=2 (repeatable)")
     parser.add_argument("--tracking-uri", default=None, help="MLflow store (default: a temporary one)")
     parser.add_argument("--experiment", default="analysis-overhead")
     parser.add_argument("--fresh-cache", action="store_true",
                         help="use an empty classifier cache, to time the reference classifier's training")
-    return parser.parse_args()
+    return parser
 
 
 def overrides(pairs: list[str]) -> dict[str, object]:
     values = {}
     for pair in pairs:
-        name, _, value = pair.partition("=")
-        values[name] = parse_value(name.strip(), value.strip())
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise ConfigError(f"--set expects FIELD=VALUE, e.g. --set binarize=true; got '{pair}'.")
+        values[name.strip()] = parse_value(name.strip(), value.strip())
     return values
 
 
-def timed_run(cfg: TrainConfig, splits, tracker) -> tuple[float, dict[str, float]]:
-    """Wall seconds of `train` and the run's final metrics."""
-    started = time.perf_counter()
-    result = train(cfg, splits, tracker, run_name=f"{cfg.model}-{cfg.arch}-analysis={cfg.analysis}")
-    wall = time.perf_counter() - started
-    from mlflow import MlflowClient
-
-    metrics = MlflowClient(tracker.tracking_uri).get_run(result.run_id).data.metrics
-    return wall, metrics
+def timed_run(cfg: TrainConfig, splits, tracker: MlflowTracker) -> tuple[float, dict[str, float]]:
+    """Wall seconds of `train` and the run's final metrics, as the store holds them."""
+    with Stopwatch() as clock:
+        result = train(cfg, splits, tracker, options=RunOptions(f"{cfg.model}-{cfg.arch}-analysis={cfg.analysis}"))
+    return clock.seconds, tracker.store.get(result.run_id).metrics
 
 
 def main() -> None:
-    args = parse_args()
+    options = argument_parser()
+    args = options.parse_args()
+    try:
+        cells = grid_cells("lab", args.only or ["dataset=mnist"], fields=overrides(args.set))
+        loaded = splits_of(cells, args.data_dir)
+    except AevaeError as exc:
+        options.error(str(exc))
     if args.fresh_cache:
         os.environ["AEVAE_CACHE_DIR"] = tempfile.mkdtemp(prefix="aevae-cache-")
     store = args.tracking_uri or f"sqlite:///{tempfile.mkdtemp(prefix='aevae-overhead-')}/mlflow.db"
     tracker = MlflowTracker(store, args.experiment)
-    base = with_overrides(TrainConfig(dataset="mnist"), overrides(args.set))
-    splits = data.load("mnist", args.data_dir, base.val_size, base.subset)
 
-    started = time.perf_counter()
-    ref = classifier.reference(splits)
-    print(f"reference classifier {ref.key}: test accuracy {ref.test_accuracy:.4f}, "
-          f"{'from cache' if ref.from_cache else 'trained now'} in {time.perf_counter() - started:.1f} s "
-          f"(its training took {ref.train_seconds:.1f} s), cache {classifier.cache_dir()}")
+    for dataset, splits in loaded.items():
+        with Stopwatch() as clock:
+            ref = classifier.reference(splits)
+        print(f"reference classifier {ref.key}: test accuracy {ref.test_accuracy:.4f}, "
+              f"{'from cache' if ref.from_cache else 'trained now'} in {clock.seconds:.1f} s "
+              f"(its training took {ref.train_seconds:.1f} s), cache {classifier.cache_dir()}")
 
     # One short run first, so imports and MLflow's first-use costs land in neither column.
-    train(with_overrides(base, {"epochs": 1}), splits, tracker, run_name="warm-up")
+    first = cells[0].config
+    train(dataclasses.replace(first, epochs=1), loaded[first.dataset], tracker, options=RunOptions("warm-up"))
 
     timing_rows, finding_rows = [], []
-    for arch in args.archs.split(","):
-        for model in args.models.split(","):
-            epochs = args.epochs_vae if model == "vae" else args.epochs_ae
-            cfg = with_overrides(base, {"model": model, "arch": arch, "epochs": epochs})
-            wall_off, _ = timed_run(with_overrides(cfg, {"analysis": False}), splits, tracker)
-            wall_on, found = timed_run(cfg, splits, tracker)
-            timing_rows.append([f"{model}/{arch}", epochs, wall_off, wall_on, wall_on / wall_off,
-                                found["analysis_seconds"] / wall_off,
-                                *(found.get(f"analysis_seconds/{p}") for p in PARTS)])
-            finding_rows.append([f"{model}/{arch}", *(found.get(f"test/{k}") for k in FINDINGS)])
-            print(tabulate(timing_rows[-1:], floatfmt=".2f"), flush=True)
+    for cell in cells:
+        cfg, splits = cell.config, loaded[cell.config.dataset]
+        wall_off, _ = timed_run(dataclasses.replace(cfg, analysis=False), splits, tracker)
+        wall_on, found = timed_run(dataclasses.replace(cfg, analysis=True), splits, tracker)
+        timing_rows.append([cell.key, cfg.epochs, wall_off, wall_on, wall_on / wall_off,
+                            found["analysis_seconds"] / wall_off,
+                            *(found.get(f"analysis_seconds/{p}") for p in PARTS)])
+        finding_rows.append([cell.key, *(found.get(f"test/{k}") for k in FINDINGS)])
+        print(tabulate(timing_rows[-1:], floatfmt=".2f"), flush=True)
 
     print("\nwall seconds per run, without and with the analysis (analysis/off: its own seconds over the run without it)")
     print(tabulate(timing_rows, headers=["cell", "epochs", "off", "on", "on/off", "analysis/off", *PARTS],

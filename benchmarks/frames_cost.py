@@ -20,27 +20,15 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
-from collections import defaultdict
 
 from tabulate import tabulate
 
-from aevae import data
-from aevae.bench.grid import expand, load_grid, select
+from aevae.errors import AevaeError
 from aevae.tracking.mlflow_tracker import MlflowTracker
 from aevae.training import frames
-from aevae.training.loop import train
-
-
-def timed(spent: dict[str, list[float]], name: str, function):
-    """`function`, recording the seconds of each call under `name`."""
-    def wrapper(*args, **kwargs):
-        started = time.perf_counter()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            spent[name].append(time.perf_counter() - started)
-    return wrapper
+from aevae.training.loop import RunOptions, train
+from cells import grid_cells, splits_of
+from timing import Stopwatch, recorded
 
 
 def main() -> None:
@@ -51,20 +39,23 @@ def main() -> None:
                         help="cells to time, as `aevae bench --only` takes them (default: dataset=mnist)")
     args = parser.parse_args()
 
-    cells = [cell for cell in select(expand(load_grid(args.grid)), args.only or ["dataset=mnist"]) if cell.seed == 0]
+    try:
+        cells = grid_cells(args.grid, args.only or ["dataset=mnist"])
+        loaded = splits_of(cells, args.data_dir)
+    except AevaeError as exc:
+        parser.error(str(exc))
     store = f"sqlite:///{tempfile.mkdtemp(prefix='aevae-frames-cost-')}/mlflow.db"
     original = frames.frame_inputs, frames.log_frames
     rows, total_frames, total_run = [], 0.0, 0.0
     for cell in cells:
-        spent: dict[str, list[float]] = defaultdict(list)
-        frames.frame_inputs = timed(spent, "inputs", original[0])
-        frames.log_frames = timed(spent, "frames", original[1])
+        spent: dict[str, list[float]] = {"inputs": [], "frames": []}
+        frames.frame_inputs = recorded(original[0], spent["inputs"])
+        frames.log_frames = recorded(original[1], spent["frames"])
         try:
-            splits = data.load(cell.config.dataset, args.data_dir, cell.config.val_size, cell.config.subset)
             tracker = MlflowTracker(store, "frames-cost")
-            started = time.perf_counter()
-            train(cell.config, splits, tracker, run_name=cell.run_name)
-            run_seconds = time.perf_counter() - started
+            with Stopwatch() as clock:
+                train(cell.config, loaded[cell.config.dataset], tracker, options=RunOptions(cell.run_name))
+            run_seconds = clock.seconds
         finally:
             frames.frame_inputs, frames.log_frames = original
         frame_seconds = sum(spent["inputs"]) + sum(spent["frames"])

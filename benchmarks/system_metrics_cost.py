@@ -1,6 +1,7 @@
-"""What MLflow's system metrics cost a run: the same short MNIST run with the monitor on and
-off, interleaved, as ratios of wall time and of this process's CPU time; and the monitor's
-own CPU time per sample, measured on runs that only sleep.
+"""What MLflow's system metrics cost a run: the same short MNIST run (the lab grid's VAE
+cell, benchmarks/lab.toml, seed 0, on a shorter budget) with the monitor on and off,
+interleaved, as ratios of wall time and of this process's CPU time; and the monitor's own
+CPU time per sample, measured on runs that only sleep.
 
 Each pair trains one config twice into a temporary MLflow store, once with `system_metrics`
 and once without, alternating which goes first so that a machine getting busier or quieter
@@ -20,6 +21,7 @@ model: those would add seconds of noise around a cost measured in milliseconds.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import tempfile
@@ -27,14 +29,17 @@ import time
 
 from tabulate import tabulate
 
-from aevae import data
 from aevae.config import TrainConfig
+from aevae.errors import AevaeError
+from aevae.registry import ARCH_TITLES
 from aevae.tracking.mlflow_tracker import MlflowTracker
-from aevae.tracking.runs import RunStore
-from aevae.training.loop import train
+from aevae.tracking.reader import StoreReader
+from aevae.training.loop import RunOptions, train
+from cells import grid_cells, splits_of
+from timing import Stopwatch
 
 
-def parse_args() -> argparse.Namespace:
+def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default=None, help="dataset root (default: $AEVAE_DATA_DIR, else ./data)")
     parser.add_argument("--pairs", type=int, default=4, help="on/off pairs (default: 4)")
@@ -43,30 +48,25 @@ def parse_args() -> argparse.Namespace:
                         help="images per split of each run (default: 10000; seconds an epoch on 2 idle cores)")
     parser.add_argument("--idle-seconds", type=float, default=20.0,
                         help="length of each sleeping run that times the monitor alone (default: 20)")
-    parser.add_argument("--arch", default="mlp", help="mlp or conv (default: mlp)")
+    parser.add_argument("--arch", default="mlp", choices=sorted(ARCH_TITLES), help="the VAE's arch (default: mlp)")
     parser.add_argument("--interval", type=float, default=None,
                         help="sampling interval in seconds (default: MLflow's, 10)")
-    return parser.parse_args()
-
-
-def cpu_seconds() -> float:
-    """CPU time of this process, all its threads (the monitor's too), to the microsecond
-    (os.times counts 10 ms ticks, as coarse as one sample's cost)."""
-    return time.process_time()
+    return parser
 
 
 def samples(store: str, run_id: str) -> int:
-    return len(RunStore(store).client.get_metric_history(run_id, "system/cpu_utilization_percentage"))
+    return len(StoreReader(store).metric_history(run_id, "system/cpu_utilization_percentage"))
 
 
 def timed_run(cfg: TrainConfig, splits, store: str, system_metrics: bool) -> tuple[float, float, int]:
-    """Wall and CPU seconds of `train` (the monitor's start and final flush included) and how
+    """Wall and CPU seconds of `train` (the monitor's start and final flush included; CPU
+    seconds by the Stopwatch's process clock, which counts the monitor's thread to the
+    microsecond, where os.times counts 10 ms ticks, as coarse as one sample's cost) and how
     many samples the monitor logged."""
     tracker = MlflowTracker(store, "system-metrics-cost", system_metrics=system_metrics)
-    started, cpu = time.perf_counter(), cpu_seconds()
-    result = train(cfg, splits, tracker, log_artifacts=False,
-                   run_name=f"system_metrics={system_metrics}")
-    return time.perf_counter() - started, cpu_seconds() - cpu, samples(store, result.run_id)
+    with Stopwatch() as clock:
+        result = train(cfg, splits, tracker, options=RunOptions(f"system_metrics={system_metrics}", artifacts=False))
+    return clock.seconds, clock.cpu_seconds, samples(store, result.run_id)
 
 
 def idle_cost_ms(store: str, seconds: float) -> tuple[float, int]:
@@ -75,25 +75,28 @@ def idle_cost_ms(store: str, seconds: float) -> tuple[float, int]:
     used = {}
     for system_metrics in (True, False):
         tracker = MlflowTracker(store, "system-metrics-idle", system_metrics=system_metrics)
-        cpu = cpu_seconds()
-        with tracker.run(f"idle system_metrics={system_metrics}", {}, {}) as run_id:
+        with Stopwatch() as clock, tracker.run(f"idle system_metrics={system_metrics}", {}, {}) as run_id:
             time.sleep(seconds)
-        used[system_metrics] = cpu_seconds() - cpu
+        used[system_metrics] = clock.cpu_seconds
         if system_metrics:
             logged = samples(store, run_id)
     return 1000 * (used[True] - used[False]) / max(logged, 1), logged
 
 
 def main() -> None:
-    args = parse_args()
+    options = argument_parser()
+    args = options.parse_args()
+    try:
+        (cell,) = grid_cells("lab", ["model=vae", f"arch={args.arch}", "dataset=mnist"],
+                             fields={"epochs": args.epochs, "subset": args.subset, "analysis": False})
+        splits = splits_of([cell], args.data_dir)["mnist"]
+    except AevaeError as exc:
+        options.error(str(exc))
     if args.interval is not None:
         os.environ["MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"] = str(args.interval)
     store = f"sqlite:///{tempfile.mkdtemp(prefix='aevae-sysmetrics-')}/mlflow.db"
-    cfg = TrainConfig(model="vae", arch=args.arch, dataset="mnist", epochs=args.epochs,
-                      subset=args.subset, analysis=False)
-    splits = data.load("mnist", args.data_dir, cfg.val_size, cfg.subset)
-    timed_run(TrainConfig(dataset="mnist", epochs=1, subset=500, analysis=False),
-              data.load("mnist", args.data_dir, 500, 500), store, True)  # warm-up: imports, store tables
+    cfg = cell.config
+    timed_run(dataclasses.replace(cfg, epochs=1), splits, store, True)  # warm-up: imports, the store's tables
 
     rows, wall_ratios, cpu_ratios = [], [], []
     for pair in range(args.pairs):

@@ -27,16 +27,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import time
 
 import pandas as pd
 
 from aevae import data
-from aevae.bench.grid import expand, load_grid, select
-from aevae.errors import ConfigError
-from aevae.tracking import MemoryTracker
-from aevae.training.loop import train
+from aevae.errors import AevaeError, ConfigError
 from aevae.machine import cpu
+from aevae.tracking import MemoryTracker
+from aevae.training.loop import RunOptions, train
+from cells import grid_cells
+from timing import Stopwatch
 
 # "<model>/<arch>/<dataset>" -> validation target: VAE val/elbo at least, AE val/recon_mse at
 # most. From `make bench` at 5bfe4fd on a 2-core CPU without bf16 (so fp32): the seed-0 run's
@@ -75,11 +75,11 @@ def timed_run(cell, variant: str, splits) -> dict:
     metric, _ = metric_of(cell.key)
     cfg = dataclasses.replace(cell.config, analysis=False, **VARIANTS[variant])
     curve = []
-    started = time.perf_counter()
-    result = train(cfg, splits, MemoryTracker(), lambda epoch, row: curve.append(
-        [time.perf_counter() - started, row[metric]]), log_artifacts=False)
+    with Stopwatch() as clock:
+        result = train(cfg, splits, MemoryTracker(), lambda epoch, row: curve.append(
+            [clock.seconds, row[metric]]), options=RunOptions(artifacts=False))
     return {"cell": cell.key, "seed": cell.seed, "variant": variant, "curve": curve,
-            "total_s": time.perf_counter() - started, "test": result.test}
+            "total_s": clock.seconds, "test": result.test}
 
 
 RECORD_KEYS = {"cell", "seed", "variant", "curve", "total_s", "test"}  # what timed_run returns
@@ -119,7 +119,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", action="append", default=None, metavar="KEY=VALUE",
                         help="lab cells to time, as `aevae bench --only` takes them (default: dataset=mnist)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--seeds", nargs="+", type=int, default=None,
+                        help="seeds to run instead of the lab grid's (0, 1, 2)")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--bf16", action="store_true", help="time bf16 even on a CPU without bf16 instructions")
     parser.add_argument("--data-dir", default=None, help="dataset root (default: $AEVAE_DATA_DIR, else ./data)")
@@ -143,17 +144,20 @@ def main() -> None:
     if len(variants) < len(args.variants):
         print("bf16 left out: this CPU has no bf16 instructions (it ran ~15x slower than fp32 on one); --bf16 times it anyway")
     try:
-        cells = [c for c in select(expand(load_grid("lab")), args.only or ["dataset=mnist"])
-                 if c.seed in args.seeds and c.config.dataset != "cifar10"]
+        cells = [c for c in grid_cells("lab", args.only or ["dataset=mnist"], seeds=args.seeds)
+                 if c.config.dataset != "cifar10"]
     except ConfigError as exc:
         parser.error(str(exc))
     if not cells:
-        parser.error("no MNIST-family cell of the lab grid matches --only and --seeds (its seeds: 0, 1, 2).")
+        parser.error("--only leaves no MNIST-family cell of the lab grid, and only those have targets.")
     records, loaded = [], {}
     for cell in cells:
         dataset = cell.config.dataset
         if dataset not in loaded:
-            loaded = {dataset: data.load(dataset, args.data_dir, cell.config.val_size, cell.config.subset)}
+            try:
+                loaded = {dataset: data.load(dataset, args.data_dir, cell.config.val_size, cell.config.subset)}
+            except AevaeError as exc:
+                parser.error(str(exc))
         for variant in variants:
             if variant == "channels-last" and cell.config.arch != "conv":
                 continue  # an MLP holds no 4-d tensor: channels-last would time fp32 again

@@ -7,10 +7,17 @@ unusual inputs, which must run. Every row says the outcome, the exit status, the
 injected fault, from the fault to the command's last word) and what a failed command left
 behind; the counts at the end are what issue 10 asks to be zero.
 
-    AEVAE_DATA_DIR=../shared/data .venv/bin/python benchmarks/faults_table.py
+    AEVAE_DATA_DIR=../shared/data .venv/bin/python tests/faults_table.py
+    AEVAE_DATA_DIR=../shared/data .venv/bin/python tests/faults_table.py --only SIGTERM
 
 Needs the real MNIST files (AEVAE_DATA_DIR); takes several minutes. Nothing outside a
 temporary folder is touched; nothing is left running.
+
+It lives beside the fault-injection tests (tests/test_faults_*.py, helpers in
+tests/faults.py), which assert the same kinds of input one by one; this prints them all as
+one table for a person to read. Its name is not test_*.py, so pytest does not collect it.
+It imports neither aevae nor the tests' modules (theirs load aevae, torch and pytest): it
+only starts the real command, with this checkout first on PYTHONPATH.
 """
 
 from __future__ import annotations
