@@ -54,6 +54,22 @@ TUNED_FROM = "tuned_from"  # the study whose best trial set the cell's config
 # config hash, what makes a cell finished. Absent on runs logged before versions existed.
 VERSION_LABEL = "version_label"
 
+# --- What a run trained, as a reader names it --------------------------------------------
+# Plug-in models, architectures and datasets (README: Bring your own model / data) carry
+# their own titles, and the report and compare never import a plug-in: they read these.
+MODEL_TITLE = "model_title"  # e.g. VAE, IWAE; runs of older versions: the registry's title
+ARCH_TITLE = "arch_title"
+DATASET_TITLE = "dataset_title"
+# What the model's code is: "gaussian" (a diagonal-Gaussian posterior and an N(0, I) prior:
+# KL, ELBO and the importance-weighted NLL apply), "point" (a deterministic code, the AE's:
+# no KL term, reported as 0) or "discrete" (a codebook: no KL, no ELBO, no NLL).
+MODEL_CODE = "model_code"
+# JSON {metric key: the sentence saying why it does not apply to this run's model}; tables
+# show such a metric as n/a with its reason, never as missing.
+NOT_APPLICABLE = "not_applicable"
+PLUGIN_CODE = "plugin_code"  # digest of the plug-in source files the run trained (part of its config hash)
+DATASET_DIGEST = "dataset_sha256"  # sha256 of a dataset plug-in's file, or of a folder's files
+
 # --- How a run ended -------------------------------------------------------------------
 FAILURE_REASON = "failure_reason"  # one line, on FAILED and KILLED runs
 MODEL_URI = "model_uri"  # what mlflow.pytorch.load_model takes
