@@ -6,6 +6,7 @@ Defaults live here and nowhere else. Variants come from `dataclasses.replace` (t
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import hashlib
 import json
@@ -15,7 +16,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from aevae.errors import ConfigError, unknown_name
+from aevae.errors import ConfigError
 from aevae.registry import ARCH_TITLES, DATASET_INFO, MODEL_TITLES
 
 
@@ -33,9 +34,13 @@ def _one_of(names) -> str:
 class TrainConfig:
     """Everything that decides a training run's numbers (paths and stores are not here)."""
 
-    model: str = _doc("vae", f"Model family: {_one_of(MODEL_TITLES)} ('ae' is the plain autoencoder).")
-    arch: str = _doc("mlp", f"Encoder/decoder architecture: {_one_of(ARCH_TITLES)}.")
-    dataset: str = _doc("mnist", f"Dataset name: {_one_of(DATASET_INFO)}.")
+    model: str = _doc("vae", f"Model: {_one_of(MODEL_TITLES)} ('ae' is the plain autoencoder), an installed "
+                             f"plug-in's name, or a plug-in's reference, module:Class or path/file.py:Class.")
+    arch: str = _doc("mlp", f"Encoder/decoder architecture: {_one_of(ARCH_TITLES)}, an installed plug-in's name, "
+                            f"or a reference, module:Class or path/file.py:Class.")
+    dataset: str = _doc("mnist", f"Dataset: {_one_of(DATASET_INFO)}, an installed plug-in's name, or a file of "
+                                 f"your own: images.npz (Keras's names), or a folder with train/ and test/ "
+                                 f"class folders.")
     latent_dim: int | None = _doc(
         None, "Latent size; None takes the dataset's default (20 for 28x28, 128 for 32x32)."
     )
@@ -101,10 +106,29 @@ class TrainConfig:
         100, "Importance samples per image of the VAE's test NLL estimate (IWAE); 0 skips it."
     )
     nll_images: int = _doc(500, "Test images (the first ones) the NLL is estimated on.")
+    # Plug-ins (README: Bring your own model, Bring your own data).
+    model_params: tuple[tuple[str, Any], ...] = _doc(
+        (), "The model's own hyperparameters, name=value,... (e.g. samples=5); its class declares them "
+            "with their defaults and docs, and each is logged as the param model_params.<name>."
+    )
+    arch_params: tuple[tuple[str, Any], ...] = _doc(
+        (), "The architecture's own hyperparameters, name=value,...; its class declares them."
+    )
+    plugins: tuple[tuple[str, str, str], ...] = _doc(
+        (), "The plug-ins the model, arch and dataset name, as (kind, name, reference): filled from a grid "
+            "or study file's [models], [archs] and [datasets] tables, or from a reference given as the model, "
+            "arch or dataset; not set by hand."
+    )
 
 
 FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(TrainConfig)}
 _HINTS = typing.get_type_hints(TrainConfig)
+# Config fields of a plug-in's own hyperparameters, by the kind of plug-in that declares them.
+PLUGIN_PARAMS = {"model_params": "model", "arch_params": "arch"}
+PLUGINS = "plugins"
+NAMED = ("model", "arch", "dataset")  # fields that name a plug-in (or a built-in)
+# Fields the command line does not offer: the plug-ins come from references and files.
+NOT_OPTIONS = (PLUGINS,)
 
 
 def field_type(name: str) -> tuple[type, bool, bool]:
@@ -115,14 +139,24 @@ def field_type(name: str) -> tuple[type, bool, bool]:
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         optional, hint = True, args[0]
     if typing.get_origin(hint) is tuple:
-        return typing.get_args(hint)[0], optional, True
+        inner = typing.get_args(hint)[0]
+        return (inner if isinstance(inner, type) else tuple), optional, True
     return hint, optional, False
 
 
 def parse_value(name: str, value: Any) -> Any:
-    """Coerce a value from a command line, a grid file or Optuna into the field's type."""
+    """Coerce a value from a command line, a grid file or Optuna into the field's type. A
+    plug-in's hyperparameter is `model_params.<name>` (or `arch_params.<name>`); its value is
+    kept as given here and checked against the plug-in's declaration by `aevae.resolve`."""
+    head, dot, _ = name.partition(".")
+    if dot and head in PLUGIN_PARAMS:
+        return _plain(name, value)
     if name not in FIELDS:
         raise ConfigError(f"unknown config field '{name}'; valid fields: {', '.join(FIELDS)}.")
+    if name in PLUGIN_PARAMS:
+        return _pairs(name, value)
+    if name == PLUGINS:
+        return _triples(value)
     scalar, optional, is_tuple = field_type(name)
     if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
         if optional:
@@ -131,8 +165,8 @@ def parse_value(name: str, value: Any) -> Any:
     try:
         if is_tuple:
             items = value.strip("[]() ").split(",") if isinstance(value, str) else list(value)
-            return tuple(_coerce(scalar, v) for v in items)
-        return _coerce(scalar, value)
+            return tuple(coerce_value(scalar, v) for v in items)
+        return coerce_value(scalar, value)
     except (TypeError, ValueError):
         raise ConfigError(
             f"config field '{name}' expects {scalar.__name__}{'s' if is_tuple else ''}, "
@@ -140,7 +174,55 @@ def parse_value(name: str, value: Any) -> Any:
         ) from None
 
 
-def _coerce(scalar: type, value: Any) -> Any:
+def _plain(name: str, value: Any) -> Any:
+    """A plug-in hyperparameter's value as a file or the command line gives it: a number, a
+    string, a boolean, or a list of them (kept as a tuple, so a config stays hashable)."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_plain(name, v) for v in value)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise ConfigError(f"{name} must be a number, a string, true/false or a list of them, got {value!r}.")
+
+
+def _literal(text: str) -> Any:
+    """A table or list written as JSON or as Python writes it (a logged param read back)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        try:
+            return ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            return text
+
+
+def _pairs(name: str, value: Any) -> tuple[tuple[str, Any], ...]:
+    """`{a = 1, b = 2}`, "a=1,b=2" or ((a, 1), (b, 2)), as sorted (name, value) pairs."""
+    if isinstance(value, str) and value.strip()[:1] in ("{", "[", "("):
+        value = _literal(value.strip())
+    if isinstance(value, str):
+        items = [item for item in value.split(",") if item.strip()]
+        if not all("=" in item for item in items):
+            raise ConfigError(f"{name} expects name=value pairs separated by commas, e.g. samples=5,k=2; "
+                              f"got {value!r}.")
+        value = dict(item.split("=", 1) for item in items)
+    try:
+        pairs = dict(value) if not isinstance(value, dict) else value
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} expects a table of name = value, got {value!r}.") from None
+    return tuple(sorted((str(k).strip(), _plain(f"{name}.{k}", v)) for k, v in pairs.items()))
+
+
+def _triples(value: Any) -> tuple[tuple[str, str, str], ...]:
+    if isinstance(value, str):
+        value = _literal(value.strip())
+    try:
+        return tuple(sorted((str(kind), str(name), str(ref)) for kind, name, ref in value))
+    except (TypeError, ValueError):
+        raise ConfigError(f"{PLUGINS} expects [[kind, name, reference], ...], got {value!r}.") from None
+
+
+def coerce_value(scalar: type, value: Any) -> Any:
+    """`value` as `scalar` (bool, int, float or str), from text or a number; ValueError if it is none."""
     if scalar is bool:
         if isinstance(value, bool):
             return value
@@ -162,36 +244,94 @@ def _coerce(scalar: type, value: Any) -> Any:
 
 
 def with_overrides(cfg: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
-    """A copy of `cfg` with the given fields replaced, each checked and coerced."""
-    parsed = {name: parse_value(name, value) for name, value in overrides.items()}
-    return dataclasses.replace(cfg, **parsed)
+    """A copy of `cfg` with the given fields replaced, each checked and coerced. A model,
+    arch or dataset given as a reference (module:Class, path/file.py:Class, a file, a folder)
+    goes by its name, with the reference added to `plugins`; `model_params.<name>` sets one
+    of the model's own hyperparameters."""
+    from aevae.plugins import is_reference, name_of
+
+    fields, dotted = {}, {}
+    for name, value in overrides.items():
+        parsed = parse_value(name, value)
+        (dotted if "." in name else fields)[name] = parsed
+    mapped = {(kind, name): ref for kind, name, ref in fields.get(PLUGINS, cfg.plugins)}
+    for kind in NAMED:
+        if kind in fields and is_reference(fields[kind]):
+            reference = fields[kind]
+            fields[kind] = name_of(reference)
+            mapped[(kind, fields[kind])] = reference
+    for name, value in dotted.items():
+        head, _, key = name.partition(".")
+        current = dict(fields.get(head, getattr(cfg, head)))
+        fields[head] = tuple(sorted({**current, key: value}.items()))
+    fields[PLUGINS] = tuple(sorted((kind, name, ref) for (kind, name), ref in mapped.items()))
+    return dataclasses.replace(cfg, **fields)
+
+
+def _json_ready(value: Any) -> Any:
+    return [_json_ready(v) for v in value] if isinstance(value, (tuple, list)) else value
 
 
 def to_dict(cfg: TrainConfig) -> dict[str, Any]:
-    """Plain JSON-ready values (tuples become lists)."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}
+    """Plain JSON-ready values (tuples become lists; a plug-in's hyperparameters a table)."""
+    values = {k: _json_ready(v) for k, v in dataclasses.asdict(cfg).items()}
+    for name in PLUGIN_PARAMS:
+        values[name] = {key: _json_ready(value) for key, value in getattr(cfg, name)}
+    return values
+
+
+def params(cfg: TrainConfig) -> dict[str, Any]:
+    """The config as flat run params: each plug-in hyperparameter is one param,
+    `model_params.<name>`, so MLflow's UI shows and filters it like any other field."""
+    values = {k: v for k, v in to_dict(cfg).items() if k not in PLUGIN_PARAMS}
+    for name in PLUGIN_PARAMS:
+        values.update({f"{name}.{key}": _json_ready(value) for key, value in getattr(cfg, name)})
+    values[PLUGINS] = json.dumps(values[PLUGINS])
+    return values
 
 
 def config_hash(cfg: TrainConfig) -> str:
-    """A short stable digest of every field, used to recognise a finished run of a config."""
-    text = json.dumps(to_dict(cfg), sort_keys=True)
+    """A short stable digest of every field, used to recognise a finished run of a config;
+    with the digest of each code plug-in's source files, so changed plug-in code is another
+    config. Fields at their empty default (no plug-in) leave the digest as it always was."""
+    values = to_dict(cfg)
+    for name in (*PLUGIN_PARAMS, PLUGINS):
+        if not values[name]:
+            del values[name]
+    code = plugin_code(cfg)
+    if code:
+        values["plugin_code"] = code
+    text = json.dumps(values, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def plugin_code(cfg: TrainConfig) -> str:
+    """The digest of the code plug-ins' source files the config trains ('' for none)."""
+    from aevae.plugins import code_digest
+
+    found = [code_digest(ref) for kind, _, ref in cfg.plugins if kind in PLUGIN_PARAMS.values() and ":" in ref]
+    return hashlib.sha256("/".join(found).encode()).hexdigest()[:12] if found else ""
+
+
 def from_dict(values: dict[str, Any]) -> TrainConfig:
-    """A config from logged params or a JSON file (every key must be a field)."""
+    """A config from logged params or a JSON file (every key must be a field, or a plug-in
+    hyperparameter `model_params.<name>`)."""
     return with_overrides(TrainConfig(), values)
 
 
 def validate(cfg: TrainConfig) -> TrainConfig:
-    """Check names against the registry and numbers against their ranges; return `cfg`."""
+    """Check names against the registries (without loading a plug-in) and numbers against
+    their ranges; return `cfg`. What a plug-in itself accepts is checked by aevae.resolve."""
+    from aevae.plugins import entry_point_names, unknown
+
+    mapped = {(kind, name) for kind, name, _ in cfg.plugins}
     for kind, name, registry in (
         ("model", cfg.model, MODEL_TITLES),
         ("arch", cfg.arch, ARCH_TITLES),
         ("dataset", cfg.dataset, DATASET_INFO),
     ):
-        if name not in registry:
-            raise unknown_name(kind, name, registry)
+        if name not in registry and (kind, name) not in mapped and name not in entry_point_names(kind):
+            raise unknown(kind, name, registry)
     infinite = [f.name for f in dataclasses.fields(cfg)
                 if isinstance(getattr(cfg, f.name), float) and not math.isfinite(getattr(cfg, f.name))]
     if infinite:
@@ -222,25 +362,14 @@ def validate(cfg: TrainConfig) -> TrainConfig:
          "frechet_samples must be 0 (off) or at least 2"),
         (cfg.nll_samples >= 0, "nll_samples must be 0 (off) or a positive count"),
         (cfg.nll_images >= 1, "nll_images must be at least 1"),
-        (not cfg.binarize or DATASET_INFO[cfg.dataset].binary_ok,
-         f"binarize applies to the MNIST family only, not to '{cfg.dataset}'"),
+        # a plug-in dataset's images are checked once they are read (aevae.resolve)
+        (not cfg.binarize or cfg.dataset not in DATASET_INFO or DATASET_INFO[cfg.dataset].binary_ok,
+         f"binarize applies to near-binary grey images (the MNIST family), not to '{cfg.dataset}'"),
     ]
     for ok, message in checks:
         if not ok:
             raise ConfigError(f"{message}.")
     return cfg
-
-
-def resolve(cfg: TrainConfig) -> TrainConfig:
-    """Validate and fill the defaults that depend on other fields (latent size, reconstruction
-    loss, frame interval), so what is logged and hashed is the config that actually ran."""
-    info = DATASET_INFO[validate(cfg).dataset]
-    return dataclasses.replace(
-        cfg,
-        latent_dim=cfg.latent_dim or info.default_latent,
-        recon_loss=cfg.recon_loss or info.default_recon_loss,
-        image_every=auto_image_every(cfg.epochs) if cfg.image_every is None else cfg.image_every,
-    )
 
 
 def auto_image_every(epochs: int) -> int:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 
 from aevae.data import ImageSet, eval_batches
-from aevae.models.autoencoders import kl_per_dim, recon_per_image
+from aevae.models.protocol import kl_per_dim, recon_per_image
 from aevae.numerics import Numerics
 from aevae.tracking import names
 
@@ -28,7 +28,7 @@ ACTIVE_UNIT_THRESHOLD = 0.01
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, images: ImageSet, numerics: Numerics, *, binarize: bool,
-             pixel_tol: float) -> dict[str, float]:
+             pixel_tol: float, code: str = "gaussian") -> dict[str, float]:
     """Every metric above, averaged over `images` (sums stay on the device until the end)."""
     was_training = model.training
     model.eval()
@@ -73,4 +73,23 @@ def evaluate(model: torch.nn.Module, images: ImageSet, numerics: Numerics, *, bi
     }
     if variational:
         metrics[names.ELBO] = -neg_elbo
+    if code == "discrete":  # no Gaussian posterior: no KL to measure (not_applicable says why)
+        del metrics[names.KL]
     return metrics
+
+
+def not_applicable(code: str, title: str, recon_loss: str) -> dict[str, str]:
+    """The test metrics that do not apply to a model whose code is `code` (aevae.models.
+    protocol.CODES), each with the sentence that says why: what a run tags as
+    `not_applicable`, so tables show n/a with the reason instead of a blank."""
+    reasons = {}
+    if code == "discrete":
+        why = f"the {title}'s code is discrete, not a Gaussian posterior"
+        reasons = {key: why for key in (names.TEST_KL, names.TEST_ELBO, names.TEST_NLL, names.TEST_BPD)}
+    elif code == "point":
+        why = f"the {title}'s code is deterministic: it has no posterior for an ELBO or a likelihood bound"
+        reasons = {key: why for key in (names.TEST_ELBO, names.TEST_NLL, names.TEST_BPD)}
+    elif recon_loss != "bce":
+        why = "a squared-error decoder is no distribution over the images, so it has no likelihood"
+        reasons = {key: why for key in (names.TEST_NLL, names.TEST_BPD)}
+    return reasons

@@ -26,7 +26,8 @@ import torch
 from tabulate import tabulate
 
 from aevae import data
-from aevae.config import TrainConfig, resolve
+from aevae.config import TrainConfig
+from aevae.resolve import resolve
 from aevae.errors import AevaeError
 from aevae.machine import pick_device, uses_bf16, uses_channels_last
 from aevae.tracking import MemoryTracker

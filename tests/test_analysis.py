@@ -16,7 +16,8 @@ from aevae.analysis.codes import Codes, Gaussian, interpolation_codes
 from aevae.analysis.likelihood import bits_per_dim, iwae_nll
 from aevae.analysis.probe import probe_accuracy
 from aevae.analysis.quality import confident_share, feature_stats, frechet_distance
-from aevae.config import TrainConfig, resolve, validate
+from aevae.config import TrainConfig, validate
+from aevae.resolve import resolve
 from aevae.errors import ConfigError
 from aevae.metrics import evaluate
 from aevae.numerics import Numerics

@@ -15,8 +15,10 @@ def test_train_command_tracks_a_run(data_root, tracking_uri, capsys):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--model", "gan"], "unknown model 'gan'; valid models: ae, vae."),
-    (["--dataset", "svhn"], "unknown dataset 'svhn'; valid datasets: cifar10, fashion_mnist, mnist."),
+    (["--model", "gan"], "unknown model 'gan'; valid models: ae, vae, or a reference module:Class or "
+                         "path/file.py:Class."),
+    (["--dataset", "svhn"], "unknown dataset 'svhn'; valid datasets: cifar10, fashion_mnist, mnist, or a file "
+                            "path (.npz) or a folder."),
     (["--epochs", "many"], "config field 'epochs' expects int, got 'many'."),
     (["--device", "tpu"], "device must be 'auto', 'cpu' or 'cuda'."),
 ])

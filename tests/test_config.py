@@ -2,7 +2,8 @@ import dataclasses
 
 import pytest
 
-from aevae.config import TrainConfig, config_hash, from_dict, resolve, to_dict, validate, with_overrides
+from aevae.config import TrainConfig, config_hash, from_dict, to_dict, validate, with_overrides
+from aevae.resolve import resolve
 from aevae.errors import ConfigError
 
 

@@ -16,13 +16,15 @@ from report_store import Store, finished_metrics
 from aevae import data
 from aevae.bench.grid import expand, load_grid
 from aevae.cli import main
-from aevae.config import TrainConfig, frame_epochs, resolve, validate
+from aevae.config import TrainConfig, frame_epochs, validate
+from aevae.models import Traits
+from aevae.resolve import resolve
 from aevae.errors import ConfigError
 from aevae.report import build_report, downloads
 from aevae.tracking import MemoryTracker, names
 from aevae.tracking.reader import StoreReader
 from aevae.tracking.step_images import by_key
-from aevae.training.frames import CAPTION_PIXELS, PRIOR_CAPTIONS, captioned, frame_inputs
+from aevae.training.frames import CAPTION_PIXELS, captioned, frame_inputs, prior_caption
 from aevae.training.loop import train
 from aevae.tune.space import find_study, load_set
 
@@ -92,7 +94,8 @@ def test_frames_show_the_same_inputs_every_step_and_run_and_change_no_number(dat
     first, second = (frame[originals] for _, frame in images[names.FRAME_RECONSTRUCTIONS])
     assert np.array_equal(first, second)
     splits = load(cfg)
-    inputs = [frame_inputs(resolve(dataclasses.replace(cfg, seed=seed)), splits, torch.device("cpu"))
+    traits = Traits("VAE", "MLP", "gaussian")
+    inputs = [frame_inputs(resolve(dataclasses.replace(cfg, seed=seed)), splits, torch.device("cpu"), traits)
               for seed in (0, 1)]  # another run of the dataset sees the same images and noise
     assert torch.equal(inputs[0].images, inputs[1].images) and torch.equal(inputs[0].prior, inputs[1].prior)
     decoded = [frame for _, frame in images[names.FRAME_PRIOR]]
@@ -105,10 +108,11 @@ def test_the_ae_prior_frames_say_the_ae_has_no_prior(data_root):
     train(cfg, load(cfg), tracker)
     ((step, frame),) = tracker.current["images"][names.FRAME_PRIOR]
     band = frame[:CAPTION_PIXELS]
-    expected = captioned(np.zeros((1, frame.shape[1]), np.uint8), f"epoch 1: {PRIOR_CAPTIONS['ae']}")
-    vae = captioned(np.zeros((1, frame.shape[1]), np.uint8), f"epoch 1: {PRIOR_CAPTIONS['vae']}")
+    ae_caption, vae_caption = prior_caption(Traits("AE", "MLP", "point")), prior_caption(Traits("VAE", "MLP", "gaussian"))
+    expected = captioned(np.zeros((1, frame.shape[1]), np.uint8), f"epoch 1: {ae_caption}")
+    vae = captioned(np.zeros((1, frame.shape[1]), np.uint8), f"epoch 1: {vae_caption}")
     assert np.array_equal(band, expected[:CAPTION_PIXELS]) and not np.array_equal(band, vae[:CAPTION_PIXELS])
-    assert "AE" in PRIOR_CAPTIONS["ae"] and "no prior" in PRIOR_CAPTIONS["ae"]
+    assert ae_caption == "AE decodes of N(0, I) draws (no prior)" and vae_caption == "VAE samples (N(0, I) draws decoded)"
     assert names.FRAME_LATENT not in tracker.current["images"]  # a 4-d latent has no map
 
 

@@ -81,10 +81,10 @@ def test_the_repo_grids_use_the_current_spelling():
 
 
 @pytest.mark.parametrize("text,message", [
-    ("colour = 1", "unknown key 'colour'; valid keys: description, seeds, base, axes, rule."),
+    ("colour = 1", "unknown key 'colour'; valid keys: description, seeds, base, axes, rule, models, archs, datasets."),
     ("[axes]\nbetta = [1.0]", "[axes]: unknown config field 'betta'; valid fields: model, arch,"),
     ("[axes]\nepochs = [1, 'ten']", "[axes]: config field 'epochs' expects int, got 'ten'."),
-    ("[axes]\nmodel = ['ae', 'gan']", "unknown model 'gan'; valid models: ae, vae."),
+    ("[axes]\nmodel = ['ae', 'gan']", "unknown model 'gan'; valid models: ae, vae, or a reference"),
     ("[base]\nlr = -1.0", "lr must be positive."),
     ("[axes]\nbeta = []", "[axes] beta must be a non-empty list of values."),
     ("[axes]\nbeta = [1.0, 1]", "[axes] beta lists a value twice."),

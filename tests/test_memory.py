@@ -11,7 +11,8 @@ import pytest
 
 from aevae import data
 from aevae.cli import main
-from aevae.config import TrainConfig, resolve
+from aevae.config import TrainConfig
+from aevae.resolve import resolve
 from aevae.tracking import MemoryTracker
 from aevae.training import memory
 from aevae.training.loop import RunOptions, train

@@ -3,7 +3,8 @@ import itertools
 import pytest
 import torch
 
-from aevae.config import TrainConfig, resolve
+from aevae.config import TrainConfig
+from aevae.resolve import resolve
 from aevae.data import DATASETS
 from aevae.errors import ConfigError
 from aevae.models import ARCHS, MODELS, build

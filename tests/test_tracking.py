@@ -16,7 +16,8 @@ import psutil
 import pytest
 import torch
 
-from aevae.config import TrainConfig, resolve
+from aevae.config import TrainConfig
+from aevae.resolve import resolve
 from aevae.models import build
 from aevae.tracking import names
 from aevae.tracking.mlflow_tracker import MlflowTracker

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from aevae import data
-from aevae.config import TrainConfig, resolve
+from aevae.config import TrainConfig
+from aevae.resolve import resolve
 from aevae.errors import TrainingFailed
 from aevae.machine import uses_channels_last
 from aevae.tracking import MemoryTracker

@@ -34,7 +34,7 @@ from aevae.analysis.probe import probe_accuracy
 from aevae.analysis.quality import confident_share, feature_stats, frechet_distance
 from aevae.config import TrainConfig
 from aevae.data import Splits
-from aevae.models.autoencoders import kl_per_dim
+from aevae.models.protocol import kl_per_dim
 from aevae.numerics import Numerics
 from aevae.plotting import grid_figure, log_figure
 from aevae.tracking import names

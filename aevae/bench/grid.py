@@ -12,15 +12,18 @@ from __future__ import annotations
 import itertools
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from aevae.bench.defaults import REFERENCES_FILE
-from aevae.config import FIELDS, TrainConfig, config_hash, parse_value, resolve, with_overrides
+from aevae.config import FIELDS, PLUGIN_PARAMS, TrainConfig, config_hash, parse_value, with_overrides
 from aevae.errors import ConfigError
+from aevae.plugins import is_reference, name_of
+from aevae.resolve import resolve
 
-GRID_KEYS = ("description", "seeds", "base", "axes", "rule")
+GRID_KEYS = ("description", "seeds", "base", "axes", "rule", "models", "archs", "datasets")
+PLUGIN_TABLES = {"models": "model", "archs": "arch", "datasets": "dataset"}
 RULE_KEYS = ("when", "set")
 IDENTITY = ("model", "arch", "dataset")  # always in the cell key, in this order
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")  # grid names go into MLflow filter strings
@@ -37,7 +40,7 @@ class Rule:
     values: dict[str, Any]
 
     def applies(self, fields: dict[str, Any]) -> bool:
-        return all(fields.get(name, FIELDS[name].default) in accepted
+        return all(fields.get(name, FIELDS[name].default if name in FIELDS else None) in accepted
                    for name, accepted in self.match.items())
 
 
@@ -50,12 +53,25 @@ class Grid:
     base: dict[str, Any]
     axes: dict[str, tuple[Any, ...]]
     rules: tuple[Rule, ...]
+    # (kind, name) -> reference, from [models], [archs] and [datasets] and from references
+    # given as values; a cell's config lists the ones it names (TrainConfig.plugins)
+    plugins: dict[tuple[str, str], str] = field(default_factory=dict)
+    labels: dict[str, "DatasetLabels"] = field(default_factory=dict)  # a dataset's title and class names
 
     def axes_json(self) -> dict[str, list]:
         """The axes as plain JSON values, seeds included (the `grid_axes` experiment tag)."""
         plain = {name: [list(v) if isinstance(v, tuple) else v for v in values]
                  for name, values in self.axes.items()}
         return {**plain, "seed": list(self.seeds)}
+
+
+@dataclass(frozen=True)
+class DatasetLabels:
+    """What a grid calls a dataset of the user's: its title and its class names (empty: the
+    file's own, or the label numbers)."""
+
+    title: str = ""
+    classes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -66,6 +82,7 @@ class Cell:
     key: str  # "<model>/<arch>/<dataset>" plus "/<field>=<value>" per other varying axis
     config: TrainConfig  # resolved, so its hash is the one `train` logs
     tuned_from: str | None = None
+    labels: DatasetLabels | None = None  # the grid's title and class names of its dataset, if it gives them
 
     @property
     def seed(self) -> int:
@@ -121,14 +138,53 @@ def parse_grid(path: Path, data: dict[str, Any]) -> Grid:
     if unknown:
         raise ConfigError(f"{path}: unknown key '{unknown[0]}'; valid keys: {', '.join(GRID_KEYS)}.")
     seeds = _seeds(path, data.get("seeds", [0]))
-    base = _fields(path, "[base]", _table(path, "[base]", data.get("base", {})))
-    axes = _axes(path, _table(path, "[axes]", data.get("axes", {})))
+    plugins, labels = plugin_tables(path, data)
+    base = _named(_fields(path, "[base]", _table(path, "[base]", data.get("base", {}))), plugins)
+    axes = {name: tuple(_named({name: v}, plugins)[name] for v in values)
+            for name, values in _axes(path, _table(path, "[axes]", data.get("axes", {}))).items()}
     for name in base.keys() & axes.keys():
         raise ConfigError(f"{path}: '{name}' is both in [base] and in [axes]; keep one.")
     if not isinstance(data.get("rule", []), list):
         raise ConfigError(f"{path}: write each rule as a [[rule]] table, with double brackets.")
-    rules = tuple(_rule(path, i, table, axes) for i, table in enumerate(data.get("rule", []), 1))
-    return Grid(path.stem, path, str(data.get("description", "")), seeds, base, axes, rules)
+    rules = tuple(_rule(path, i, table, axes, plugins) for i, table in enumerate(data.get("rule", []), 1))
+    return Grid(path.stem, path, str(data.get("description", "")), seeds, base, axes, rules, plugins, labels)
+
+
+def plugin_tables(path: Path, data: dict[str, Any]) -> tuple[dict[tuple[str, str], str], dict[str, DatasetLabels]]:
+    """The grid's [models], [archs] and [datasets]: short names for references (a dataset's
+    entry may be a table of its path, title and class names)."""
+    plugins, labels = {}, {}
+    for table, kind in PLUGIN_TABLES.items():
+        for name, entry in _table(path, f"[{table}]", data.get(table, {})).items():
+            if not _NAME.match(name):
+                raise ConfigError(f"{path}: [{table}] name '{name}' may hold only letters, digits, '_', '.' and '-'.")
+            if kind == "dataset" and isinstance(entry, dict):
+                unknown = sorted(set(entry) - {"path", "title", "classes"})
+                if unknown or "path" not in entry:
+                    raise ConfigError(f"{path}: [datasets] {name} is a reference, or a table of path (needed), "
+                                      f"title and classes; got {', '.join(unknown) or 'no path'}.")
+                classes = entry.get("classes", [])
+                if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+                    raise ConfigError(f"{path}: [datasets] {name} classes must be a list of names.")
+                labels[name] = DatasetLabels(str(entry.get("title", "")), tuple(classes))
+                entry = entry["path"]
+            if not isinstance(entry, str) or not entry.strip():
+                example = "data/images.npz" if kind == "dataset" else "mylab.models:MyModel"
+                raise ConfigError(f'{path}: [{table}] {name} must be a reference, e.g. {name} = "{example}".')
+            plugins[(kind, name)] = entry
+    return plugins, labels
+
+
+def _named(fields: dict[str, Any], plugins: dict[tuple[str, str], str]) -> dict[str, Any]:
+    """A model, arch or dataset given as a reference goes by its name (aevae.plugins.name_of),
+    and the grid remembers the reference."""
+    named = dict(fields)
+    for kind in IDENTITY:
+        value = named.get(kind)
+        if isinstance(value, str) and is_reference(value):
+            named[kind] = name_of(value)
+            plugins.setdefault((kind, named[kind]), value)
+    return named
 
 
 def _table(path: Path, where: str, value: Any) -> dict[str, Any]:
@@ -161,7 +217,7 @@ def _fields(path: Path, where: str, table: dict[str, Any]) -> dict[str, Any]:
 
 def _axes(path: Path, table: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
     axes = {}
-    for name, values in table.items():
+    for name, values in _dotted(table).items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{path}: [axes] {name} must be a non-empty list of values.")
         parsed = tuple(_fields(path, "[axes]", {name: v})[name] for v in values)
@@ -169,6 +225,18 @@ def _axes(path: Path, table: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
             raise ConfigError(f"{path}: [axes] {name} lists a value twice.")
         axes[name] = parsed
     return axes
+
+
+def _dotted(table: dict[str, Any]) -> dict[str, Any]:
+    """`model_params = { samples = [1, 5] }` (or TOML's dotted `model_params.samples = [1, 5]`)
+    as the axis `model_params.samples`: each hyperparameter of a plug-in is an axis of its own."""
+    flat = {}
+    for name, value in table.items():
+        if name in PLUGIN_PARAMS and isinstance(value, dict):
+            flat.update({f"{name}.{key}": inner for key, inner in value.items()})
+        else:
+            flat[name] = value
+    return flat
 
 
 def _refuse_old_rules(path: Path, data: dict[str, Any]) -> None:
@@ -180,20 +248,20 @@ def _refuse_old_rules(path: Path, data: dict[str, Any]) -> None:
                           f"when = {{ model = \"ae\" }} and set = {{ epochs = 10 }}.")
 
 
-def _rule(path: Path, index: int, table: Any, axes: dict[str, tuple]) -> Rule:
+def _rule(path: Path, index: int, table: Any, axes: dict[str, tuple], plugins: dict) -> Rule:
     where = f"[[rule]] number {index}"
     if (not isinstance(table, dict) or set(table) != set(RULE_KEYS) or not isinstance(table["when"], dict)
             or not table["when"] or not isinstance(table["set"], dict)):
         raise ConfigError(f"{path}: {where} needs when = {{...}} with at least one field to match and "
                           f"set = {{...}}, and nothing else, e.g. when = {{ model = \"ae\" }} and "
                           f"set = {{ epochs = 10 }}.")
-    values = _fields(path, f"{where} set", table["set"])
+    values = _named(_fields(path, f"{where} set", table["set"]), plugins)
     for name in values.keys() & axes.keys():
         raise ConfigError(f"{path}: {where} sets '{name}', which is an axis; an axis value defines its cells.")
     match = {}
     for name, accepted in table["when"].items():
         listed = accepted if isinstance(accepted, list) else [accepted]
-        match[name] = tuple(_fields(path, f"{where} when", {name: v})[name] for v in listed)
+        match[name] = tuple(_named(_fields(path, f"{where} when", {name: v}), plugins)[name] for v in listed)
     return Rule(match, values)
 
 
@@ -243,14 +311,22 @@ def _with_tuned(fields: dict[str, Any], combo: dict[str, Any], tuned: TunedLooku
 
 
 def _cell(grid: Grid, fields: dict[str, Any], tuned_from: str | None) -> Cell:
+    names = {kind: fields.get(kind, FIELDS[kind].default) for kind in IDENTITY}
+    mapped = [(kind, name, grid.plugins[(kind, name)]) for kind, name in names.items() if (kind, name) in grid.plugins]
     try:
-        cfg = resolve(with_overrides(TrainConfig(), fields))
+        cfg = resolve(with_overrides(TrainConfig(), {**fields, "plugins": mapped}))
     except ConfigError as exc:
         raise ConfigError(f"{grid.path}: {exc}") from None
     varying = [name for name, values in grid.axes.items() if len(values) > 1 and name not in IDENTITY]
     key = "/".join([cfg.model, cfg.arch, cfg.dataset]
-                   + [f"{name}={format_value(getattr(cfg, name))}" for name in varying])
-    return Cell(grid.name, key, cfg, tuned_from)
+                   + [f"{name}={format_value(field_value(cfg, name))}" for name in varying])
+    return Cell(grid.name, key, cfg, tuned_from, grid.labels.get(cfg.dataset))
+
+
+def field_value(cfg: TrainConfig, name: str) -> Any:
+    """A config field's value, or a plug-in hyperparameter's (`model_params.samples`)."""
+    head, dot, key = name.partition(".")
+    return dict(getattr(cfg, head)).get(key) if dot else getattr(cfg, name)
 
 
 def format_value(value: Any) -> str:
@@ -274,9 +350,9 @@ def select(cells: list[Cell], only: list[str]) -> list[Cell]:
         name = name.strip().replace("-", "_")
         wanted.setdefault(name, set()).add(parse_value(name, value.strip()))
     for name, values in wanted.items():
-        present = {getattr(c.config, name) for c in cells}
+        present = {field_value(c.config, name) for c in cells}
         if not values & present:
             shown = ", ".join(sorted(map(format_value, present)))
             raise ConfigError(f"--only {name}={'/'.join(sorted(map(format_value, values)))} matches "
                               f"no cell of the grid; its values of {name}: {shown}.")
-    return [c for c in cells if all(getattr(c.config, n) in v for n, v in wanted.items())]
+    return [c for c in cells if all(field_value(c.config, n) in v for n, v in wanted.items())]

@@ -29,7 +29,8 @@ from aevae.bench.defaults import RESULTS_DIR
 from aevae.bench.grid import Cell, Grid, TunedLookup, expand, select
 from aevae.bench.outcomes import GridSummary, Outcome
 from aevae.bench.runner import BenchContext, CellJob, run_job
-from aevae.data import DATASETS, data_root
+from aevae.data import data_root
+from aevae.resolve import dataset_info
 from aevae.errors import ConfigError
 from aevae.executors import Executor, ExecutorOptions, Job, Lost, NotRun, Stopped, open_executor
 from aevae.folders import FolderError
@@ -165,7 +166,7 @@ def run_cells(todo: list[Cell], ctx: BenchContext, executor: Executor, report) -
     if described:
         tqdm.write(described)
     order = todo if executor.workers == 1 else longest_first(todo)
-    jobs = [Job(CellJob(cell, ctx), cell.config.dataset, ctx.data_dir) for cell in order]
+    jobs = [Job(CellJob(cell, ctx), cell.config.dataset, ctx.data_dir, cell.config.plugins) for cell in order]
     executor.map(run_job, jobs, lambda job, result: report(as_outcome(job.payload.cell, result)))
 
 
@@ -187,7 +188,7 @@ def longest_first(cells: list[Cell]) -> list[Cell]:
     so the grid does not end with one worker on a long cell while the others idle (on a
     2-core CPU the lab grid's MNIST conv VAE took 1.3x the conv AE and 4x the MLP VAE)."""
     def size(cell: Cell) -> tuple[bool, int]:
-        return cell.config.arch == "conv", cell.config.epochs * math.prod(DATASETS[cell.config.dataset].shape)
+        return cell.config.arch == "conv", cell.config.epochs * math.prod(dataset_info(cell.config).shape)
     return sorted(cells, key=size, reverse=True)
 
 

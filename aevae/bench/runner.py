@@ -16,7 +16,7 @@ import torch
 from aevae.bench import claims
 from aevae.bench.grid import Cell
 from aevae.bench.outcomes import Outcome
-from aevae.config import to_dict
+from aevae.config import params
 from aevae.errors import AevaeError, ConfigError, debugging
 from aevae.executors import WorkerEnv
 from aevae.redact import redact
@@ -98,7 +98,7 @@ def run_cell(cell: Cell, ctx: BenchContext, datasets, task: str | None = None) -
         run_id = got.run.run_id
         with Heartbeat(ctx.tracking_uri, run_id, beat_interval(ctx.grace_s)):
             # params first, so a cell that fails before training still shows its whole config
-            store.log_params(run_id, to_dict(cell.config))
+            store.log_params(run_id, params(cell.config))
             splits = datasets.get(cell.config, ctx.data_dir)
             tracker = MlflowTracker(ctx.tracking_uri, ctx.experiment, run_id=run_id,  # the claimed run
                                     entry_point=names.ENTRY_BENCH, system_metrics=ctx.system_metrics)

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     pick_device(cfg.device)  # a device this machine lacks fails before anything is created
     splits = data.load(cfg.dataset, args.data_dir, cfg.val_size, cfg.subset)
     # training and MLflow load only once the data is at hand: seconds saved on a failure
-    from aevae.config import resolve
+    from aevae.resolve import resolve
     from aevae.training.loop import RunOptions, train
     from aevae.training.memory import check_fits
 

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from aevae.data.sources import DATASETS, DatasetSpec
-from aevae.errors import ConfigError, DataError, unknown_name
+from aevae.errors import ConfigError, DataError
+from aevae.plugins import find
 
 DEFAULT_DATA_DIR = "data"
 SPLIT_SEED = 0  # the validation split is the same for every run and seed
@@ -91,15 +92,6 @@ class Splits:
         return replace(self, test=None)
 
 
-def source_path(spec: DatasetSpec, root: str) -> str:
-    """Where the reader found the files: the dataset's folder, or the archive a reader falls
-    back to when the folder is incomplete (CIFAR-10)."""
-    folder = os.path.abspath(os.path.join(root, spec.folder))
-    if spec.archive is None or all(os.path.isfile(os.path.join(folder, f.name)) for f in spec.files):
-        return folder
-    return os.path.abspath(os.path.join(root, spec.archive.name))
-
-
 def _image_set(images: np.ndarray, labels: np.ndarray) -> ImageSet:
     # a read-only array (one shared by every process of a node) is copied: torch writes in place
     images = np.ascontiguousarray(images) if images.flags.writeable else np.array(images)
@@ -109,24 +101,31 @@ def _image_set(images: np.ndarray, labels: np.ndarray) -> ImageSet:
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # train images, labels, test images, labels
 
 
-def read(name: str, data_dir: str | None = None) -> Arrays:
-    """The dataset's decoded files (downloading them if needed), before any split: the slow
-    part of `load`, which an executor may do once per machine and share."""
-    if name not in DATASETS:
-        raise unknown_name("dataset", name, DATASETS)
-    spec = DATASETS[name]
+def dataset_spec(name: str, mapped=()) -> DatasetSpec:
+    """The dataset `name`: a built-in, a name `mapped` ((kind, name, reference) triples, a
+    config's `plugins`) gives a file, a folder or a code reference, or an installed package's
+    entry point (aevae.plugins.find, the one door)."""
+    from aevae.data.files import open_reference
+
+    return find("dataset", name, mapped, DATASETS, opener=open_reference)
+
+
+def read(name: str, data_dir: str | None = None, mapped=()) -> Arrays:
+    """The dataset's decoded files (downloading a built-in's if needed), before any split:
+    the slow part of `load`, which an executor may do once per machine and share."""
+    spec = dataset_spec(name, mapped)
     root = data_root(data_dir)
     if os.path.isfile(root):
         raise DataError(f"the data root {root} is a file; point --data-dir (or AEVAE_DATA_DIR) at the "
                         f"folder that holds the datasets (MNIST/raw/, FashionMNIST/raw/, ...).")
-    return spec.read(spec, root)
+    return spec.arrays(root)
 
 
-def split(name: str, arrays: Arrays, val_size: int = 5000, subset: int = 0, data_dir: str | None = None) -> Splits:
+def split(name: str, arrays: Arrays, val_size: int = 5000, subset: int = 0, data_dir: str | None = None,
+          mapped=()) -> Splits:
     """The splits of a dataset's decoded files; `subset` caps every split. `data_dir` names
     the folder they came from, for the runs' dataset inputs."""
-    spec = DATASETS[name]
-    root = data_root(data_dir)
+    spec = dataset_spec(name, mapped)
     train_x, train_y, test_x, test_y = arrays
     if val_size >= len(train_x):
         raise ConfigError(f"val_size {val_size} leaves no training images out of {len(train_x)}.")
@@ -134,18 +133,18 @@ def split(name: str, arrays: Arrays, val_size: int = 5000, subset: int = 0, data
     val_idx, train_idx = order[:val_size], order[val_size:]
     cap = slice(None, subset or None)
     return Splits(
-        DATASETS[name],
+        spec,
         train=_image_set(train_x[train_idx][cap], train_y[train_idx][cap]),
         val=_image_set(train_x[val_idx][cap], train_y[val_idx][cap]),
         test=_image_set(test_x[cap], test_y[cap]),
-        source=source_path(spec, root),
+        source=spec.source(data_root(data_dir)),
     )
 
 
-def load(name: str, data_dir: str | None = None, val_size: int = 5000, subset: int = 0) -> Splits:
+def load(name: str, data_dir: str | None = None, val_size: int = 5000, subset: int = 0, mapped=()) -> Splits:
     """Read (downloading if needed) a dataset and split it; `subset` caps every split."""
-    return split(name, read(name, data_dir), val_size, subset, data_dir)
+    return split(name, read(name, data_dir, mapped), val_size, subset, data_dir, mapped)
 
 
-__all__ = ["DATASETS", "Arrays", "DatasetSpec", "ImageSet", "Splits", "data_root", "eval_batches", "load", "read",
-           "split"]
+__all__ = ["DATASETS", "Arrays", "DatasetSpec", "ImageSet", "Splits", "data_root", "dataset_spec", "eval_batches",
+           "load", "read", "split"]

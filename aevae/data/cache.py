@@ -17,10 +17,10 @@ class DataCache:
         self._loaded: dict[tuple, Splits | AevaeError] = {}
 
     def get(self, cfg: TrainConfig, data_dir: str | None) -> Splits:
-        key = (cfg.dataset, data_root(data_dir), cfg.val_size, cfg.subset)
+        key = (cfg.dataset, data_root(data_dir), cfg.val_size, cfg.subset, cfg.plugins)
         if key not in self._loaded:
             try:
-                self._loaded[key] = load(cfg.dataset, data_dir, cfg.val_size, cfg.subset)
+                self._loaded[key] = load(cfg.dataset, data_dir, cfg.val_size, cfg.subset, cfg.plugins)
             except AevaeError as exc:
                 self._loaded[key] = exc
         found = self._loaded[key]

@@ -22,6 +22,7 @@ class Job:
     payload: Any
     dataset: str | None = None
     data_dir: str | None = None
+    plugins: tuple = ()  # the config's plug-ins, which may name the dataset
 
 
 class Datasets(Protocol):

@@ -43,11 +43,11 @@ class ClusterError(AevaeError):
 
 
 @ray.remote(num_cpus=0)
-def _decode(name: str, root: str) -> data.Arrays | AevaeError:
+def _decode(name: str, root: str, mapped: tuple) -> data.Arrays | AevaeError:
     """A dataset's decoded files, or the error that says why they cannot be had (returned,
     not raised, so that each job fails with that sentence in its own way)."""
     try:
-        return data.read(name, root)
+        return data.read(name, root, mapped)
     except AevaeError as exc:
         return exc
 
@@ -62,7 +62,7 @@ class DecodedDatasets:
     def get(self, cfg: TrainConfig, data_dir: str | None) -> data.Splits:
         if isinstance(self.arrays, AevaeError):
             raise type(self.arrays)(*self.arrays.args)
-        return data.split(cfg.dataset, self.arrays, cfg.val_size, cfg.subset, data_dir)
+        return data.split(cfg.dataset, self.arrays, cfg.val_size, cfg.subset, data_dir, cfg.plugins)
 
 
 @ray.remote
@@ -164,7 +164,7 @@ class RayExecutor:
         to each node that runs a task needing them, once per node."""
         if job.dataset is None:
             return None
-        key = (job.dataset, data.data_root(job.data_dir))
+        key = (job.dataset, data.data_root(job.data_dir), job.plugins)
         if key not in self.decoded:
             here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
             self.decoded[key] = _decode.options(scheduling_strategy=here).remote(*key)

@@ -1,4 +1,5 @@
-"""The AE and the VAE. Each model owns its loss, so the trainer never asks which it has.
+"""The built-in AE and VAE, following the protocol of aevae.models.protocol. Each model owns
+its loss, so the trainer never asks which it has.
 
 Loss units: the reconstruction term is summed over pixel channels and the KL over latent
 dimensions, both averaged over the batch, so every term is in nats (or squared error) per
@@ -7,53 +8,26 @@ image; total = recon + beta * KL.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from aevae.config import TrainConfig
-from aevae.models.archs import ARCHS
-
-
-class LossParts(NamedTuple):
-    """Batch means per image: the optimised total, the reconstruction term and the KL."""
-
-    total: torch.Tensor
-    recon: torch.Tensor
-    kl: torch.Tensor
-
-
-def recon_per_image(logits: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
-    """Reconstruction term per image, `[B]`: Bernoulli NLL in nats ('bce') or the sum of
-    squared errors on the [0,1] scale ('mse')."""
-    logits = logits.float()
-    if kind == "bce":
-        per_pixel = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    else:
-        per_pixel = (torch.sigmoid(logits) - target).square()
-    return per_pixel.flatten(1).sum(1)
-
-
-def kl_per_dim(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mean, exp(logvar)) || N(0, I)) per image and latent dimension, `[B,D]`, nats."""
-    mean, logvar = mean.float(), logvar.float()
-    return 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar)
+from aevae.models.protocol import LossParts, ModelInputs, kl_per_dim, recon_per_image
 
 
 class Autoencoder(nn.Module):
     """Deterministic autoencoder: x -> z -> x_hat, trained on the reconstruction term alone."""
 
-    def __init__(self, cfg: TrainConfig, shape: tuple[int, int, int]):
+    TITLE = "AE"
+    CODE = "point"
+
+    def __init__(self, inputs: ModelInputs):
         super().__init__()
-        arch = ARCHS[cfg.arch]
-        self.input_shape = tuple(shape)
-        self.latent_dim = cfg.latent_dim
-        self.recon_loss = cfg.recon_loss
-        self.beta = cfg.beta
-        self.encoder = arch.encoder(cfg, shape, self._encoder_outputs())
-        self.decoder = arch.decoder(cfg, shape, cfg.latent_dim)
+        self.input_shape = tuple(inputs.shape)
+        self.latent_dim = inputs.latent_dim
+        self.recon_loss = inputs.recon_loss
+        self.beta = inputs.beta
+        self.encoder = inputs.arch.encoder(self._encoder_outputs())
+        self.decoder = inputs.arch.decoder(inputs.latent_dim)
 
     def _encoder_outputs(self) -> int:
         return self.latent_dim
@@ -84,6 +58,9 @@ class Autoencoder(nn.Module):
 
 class VAE(Autoencoder):
     """Gaussian-posterior VAE with a N(0, I) prior, trained on recon + beta * KL."""
+
+    TITLE = "VAE"
+    CODE = "gaussian"
 
     def _encoder_outputs(self) -> int:
         return 2 * self.latent_dim

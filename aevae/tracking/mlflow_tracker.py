@@ -137,11 +137,13 @@ class MlflowTracker:
             # on the same split can insert it in between. Again, it is found and only linked.
             self.client.log_inputs(self._current(), datasets=inputs)
 
-    def log_model(self, model: Any, input_example: Any = None) -> None:
+    def log_model(self, model: Any, input_example: Any = None, code_paths: list[str] = ()) -> None:
         """The model as an MLflow logged model of the run, in the layout `mlflow.pytorch.log_model`
         gives (the run's `model_uri` tag is `models:/<id>`), written through this tracker's client.
         With `input_example` (a NumPy batch the model takes), the model is saved with it and
-        with the signature MLflow infers by running the model on it."""
+        with the signature MLflow infers by running the model on it; with `code_paths` (a
+        plug-in's module file or package folder), with that code, which MLflow puts on the
+        path when it loads the model, so a plug-in's model loads back where it is not installed."""
         run_id = self._current()
         logged = self.client.create_logged_model(self.experiment_id, name="model", source_run_id=run_id,
                                                  params=safe(self._params), tags=safe(resolve_tags()))
@@ -154,7 +156,7 @@ class MlflowTracker:
                 folder = Path(scratch) / "model"
                 save_pytorch(model, folder, Model(artifact_path=logged.artifact_location, run_id=run_id,
                                                   model_uuid=logged.model_id, model_id=logged.model_id),
-                             input_example)
+                             input_example, code_paths)
                 self.client.log_model_artifacts(logged.model_id, str(folder))
         except Exception:
             self.client.finalize_logged_model(logged.model_id, "FAILED")
@@ -163,14 +165,14 @@ class MlflowTracker:
         self.store.set_tags(run_id, {names.MODEL_URI: logged.model_uri})
 
 
-def save_pytorch(model: Any, folder: Path, meta: Model, input_example: Any = None) -> None:
+def save_pytorch(model: Any, folder: Path, meta: Model, input_example: Any = None, code_paths: list[str] = ()) -> None:
     """Pickle, not pt2: the loaded model keeps encode/decode/loss, not only forward; MLflow
     warns about that choice on every call, so its logger is quieted for this one call.
     Naming the one requirement skips MLflow's slow requirement inference."""
     with quiet("mlflow.pytorch"):
         mlflow.pytorch.save_model(model, str(folder), mlflow_model=meta, serialization_format="pickle",
                                   pip_requirements=[f"torch=={version('torch').split('+')[0]}"],
-                                  input_example=input_example)
+                                  input_example=input_example, code_paths=list(code_paths) or None)
 
 
 def stop_monitor(monitor: SystemMetricsMonitor | None) -> None:

@@ -72,7 +72,7 @@ class Tracker(Protocol):
 
     def log_inputs(self, datasets: list[InputDataset]) -> None: ...
 
-    def log_model(self, model: Any, input_example: Any = None) -> None: ...
+    def log_model(self, model: Any, input_example: Any = None, code_paths: list[str] = ()) -> None: ...
 
 
 class MemoryTracker:
@@ -117,6 +117,7 @@ class MemoryTracker:
     def log_inputs(self, datasets):
         self.current["inputs"].extend(datasets)
 
-    def log_model(self, model, input_example=None):
+    def log_model(self, model, input_example=None, code_paths=()):
         self.current["artifacts"]["model"] = model
         self.current["artifacts"]["input_example"] = input_example
+        self.current["artifacts"]["code_paths"] = list(code_paths)

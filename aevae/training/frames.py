@@ -26,6 +26,7 @@ import torch
 from aevae.analysis.codes import prior_codes
 from aevae.config import TrainConfig
 from aevae.data import Splits, eval_batches
+from aevae.models import Traits
 from aevae.numerics import Numerics
 from aevae.plotting import tile
 from aevae.tracking import Tracker, names
@@ -42,10 +43,6 @@ CAPTION_SIZES = (10, 9, 8)  # font sizes tried in turn until the caption fits th
 CLASS_COLOURS = np.array([(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
                           (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)],
                          dtype=np.uint8)
-PRIOR_CAPTIONS = {
-    "vae": "VAE samples (N(0, I) draws decoded)",
-    "ae": "AE decodes of N(0, I) draws (no prior)",
-}
 
 
 @dataclass(frozen=True)
@@ -61,7 +58,15 @@ class FrameInputs:
     prior_caption: str
 
 
-def frame_inputs(cfg: TrainConfig, splits: Splits, device: torch.device) -> FrameInputs:
+def prior_caption(traits: Traits) -> str:
+    """A model with an N(0, I) prior samples from it; any other's decodes of the same draws
+    say that it was never trained to make anything of them."""
+    if traits.code == "gaussian":
+        return f"{traits.title} samples (N(0, I) draws decoded)"
+    return f"{traits.title} decodes of N(0, I) draws (no prior)"
+
+
+def frame_inputs(cfg: TrainConfig, splits: Splits, device: torch.device, traits: Traits) -> FrameInputs:
     """The run's fixed inputs; `splits` must already be on `device`. Binarized runs see the
     same fixed draw of their images as the metrics do."""
     source, split = (splits.test, "test") if splits.test is not None else (splits.val, "validation")
@@ -74,8 +79,7 @@ def frame_inputs(cfg: TrainConfig, splits: Splits, device: torch.device) -> Fram
     if cfg.latent_dim == 2:
         latent_images, labels = next(eval_batches(source, cfg.binarize, batch_size=FRAME_LATENT_POINTS))
         latent_labels = labels.cpu().numpy()
-    caption = PRIOR_CAPTIONS.get(cfg.model, f"{cfg.model} decodes of N(0, I) draws")
-    return FrameInputs(images, columns, prior.to(device), latent_images, latent_labels, split, caption)
+    return FrameInputs(images, columns, prior.to(device), latent_images, latent_labels, split, prior_caption(traits))
 
 
 @torch.no_grad()

@@ -4,6 +4,7 @@ trial go through it."""
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -14,11 +15,12 @@ from tqdm.auto import tqdm
 
 from aevae.analysis import analyse
 from aevae.analysis.codes import encode
-from aevae.config import TrainConfig, config_hash, frame_epochs, resolve, to_dict
+from aevae.config import TrainConfig, config_hash, frame_epochs, params, plugin_code, to_dict
+from aevae.resolve import resolve
 from aevae.data import Splits
 from aevae.errors import ConfigError, TrainingFailed
-from aevae.metrics import evaluate
-from aevae.models import build
+from aevae.metrics import evaluate, not_applicable
+from aevae.models import Traits, build, inspect_model
 from aevae.numerics import Numerics
 from aevae.tracking import Tracker, names
 from aevae.tracking.records import InputDataset
@@ -52,13 +54,28 @@ class RunOptions:
 
 def run_tags(cfg: TrainConfig) -> dict[str, str]:
     """Tags that find a run by what it is (cfg must be resolved)."""
+    code = plugin_code(cfg)
     return {
         names.MODEL: cfg.model,
         names.ARCH: cfg.arch,
         names.DATASET: cfg.dataset,
         names.SEED: str(cfg.seed),
         names.CONFIG_HASH: config_hash(cfg),
+        **({names.PLUGIN_CODE: code} if code else {}),
     }
+
+
+def reader_tags(cfg: TrainConfig, traits: Traits, data: Splits) -> dict[str, str]:
+    """What the report and compare read instead of importing a plug-in: titles, what the
+    model's code is, the metrics that do not apply to it and why, a dataset file's digest."""
+    reasons = not_applicable(traits.code, traits.title, cfg.recon_loss)
+    tags = {names.MODEL_TITLE: traits.title, names.ARCH_TITLE: traits.arch_title,
+            names.DATASET_TITLE: data.spec.title, names.MODEL_CODE: traits.code}
+    if reasons:
+        tags[names.NOT_APPLICABLE] = json.dumps(reasons, sort_keys=True)
+    if data.spec.digest:
+        tags[names.DATASET_DIGEST] = data.spec.digest
+    return tags
 
 
 def input_datasets(data: Splits) -> list[InputDataset]:
@@ -76,6 +93,7 @@ class Setup:
     numerics: Numerics
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
+    traits: Traits  # the model's and arch's titles and what its code is, from the model held to its protocol
 
 
 def setup(cfg: TrainConfig, shape: tuple[int, int, int]) -> Setup:
@@ -89,11 +107,12 @@ def setup(cfg: TrainConfig, shape: tuple[int, int, int]) -> Setup:
     torch.manual_seed(cfg.seed)
     with out_of_memory_said(cfg, shape, numerics.device):
         model = numerics.place(build(cfg, shape))
+    traits = inspect_model(model, cfg, shape, numerics.device)
     # Fused Adam on CUDA: one kernel for the whole step; an H100 trained every MNIST cell
     # 1.08-1.14x faster per epoch with it (torch.compile gained nothing there).
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                                  fused=numerics.device.type == "cuda")
-    return Setup(numerics, model, optimizer)
+    return Setup(numerics, model, optimizer, traits)
 
 
 def train(cfg: TrainConfig, data: Splits, tracker: Tracker, on_epoch: EpochHook | None = None,
@@ -109,23 +128,26 @@ def train(cfg: TrainConfig, data: Splits, tracker: Tracker, on_epoch: EpochHook 
     numerics, model, optimizer = built.numerics, built.model, built.optimizer
     splits = data.to(numerics.device)
     order_generator = torch.Generator().manual_seed(cfg.seed)
-    tags = {**run_tags(cfg), **environment_tags(numerics), **options.tags}
+    tags = {**run_tags(cfg), **reader_tags(cfg, built.traits, data), **environment_tags(numerics), **options.tags}
     name = options.name or f"{cfg.model}-{cfg.arch}-{cfg.dataset}-s{cfg.seed}"
     # Frames are images, so a run that logs no files logs none either.
     frame_at = set(frame_epochs(cfg.epochs, cfg.image_every)) if options.artifacts else set()
-    frame_inputs = frames.frame_inputs(cfg, splits, numerics.device) if frame_at else None
+    frame_inputs = frames.frame_inputs(cfg, splits, numerics.device, built.traits) if frame_at else None
     history: list[dict[str, float]] = []
     started = time.perf_counter()
 
-    with tracker.run(name, to_dict(cfg), tags) as run_id, out_of_memory_said(cfg, data.spec.shape, numerics.device):
+    with tracker.run(name, params(cfg), tags) as run_id, out_of_memory_said(cfg, data.spec.shape, numerics.device):
         tracker.log_dict(to_dict(cfg), "config.json")
         tracker.log_inputs(input_datasets(data))
         for epoch in range(1, cfg.epochs + 1):
             epoch_start = time.perf_counter()
             row = train_epoch(model, optimizer, splits, cfg, order_generator, numerics, epoch)
+            if built.traits.code == "discrete":  # its loss's third part is no KL
+                del row[names.TRAIN_KL]
             row[names.EPOCH_SECONDS] = time.perf_counter() - epoch_start
             row[names.IMAGES_PER_SEC] = len(splits.train) / row[names.EPOCH_SECONDS]
-            val = evaluate(model, splits.val, numerics, binarize=cfg.binarize, pixel_tol=cfg.pixel_tol)
+            val = evaluate(model, splits.val, numerics, binarize=cfg.binarize, pixel_tol=cfg.pixel_tol,
+                           code=built.traits.code)
             row.update({f"{names.VAL_PREFIX}{k}": v for k, v in val.items()})
             bad = [k for k, v in row.items() if not math.isfinite(v)]
             if bad:
@@ -139,8 +161,17 @@ def train(cfg: TrainConfig, data: Splits, tracker: Tracker, on_epoch: EpochHook 
             history.append(row)
             if on_epoch is not None:
                 on_epoch(epoch, row)
-        test, seconds = finish(model, splits, cfg, history, tracker, numerics, options.artifacts, started)
+        test, seconds = finish(model, splits, cfg, built.traits, history, tracker, numerics, options.artifacts, started)
     return Result(run_id, cfg, tuple(history), test, seconds)
+
+
+def code_paths(cfg: TrainConfig) -> list[str]:
+    """The files and folders of the config's code plug-ins: the logged model carries them, so
+    it loads back where they are not installed."""
+    from aevae.plugins import code_paths as paths_of
+
+    return sorted({path for kind, _, ref in cfg.plugins if kind in ("model", "arch") and ":" in ref
+                   for path in paths_of(ref)})
 
 
 @contextlib.contextmanager
@@ -155,8 +186,8 @@ def out_of_memory_said(cfg: TrainConfig, shape: tuple[int, int, int], device: to
         raise
 
 
-def finish(model, splits: Splits, cfg: TrainConfig, history: list[dict[str, float]], tracker: Tracker,
-           numerics: Numerics, artifacts: bool, started: float) -> tuple[dict[str, float], float]:
+def finish(model, splits: Splits, cfg: TrainConfig, traits: Traits, history: list[dict[str, float]],
+           tracker: Tracker, numerics: Numerics, artifacts: bool, started: float) -> tuple[dict[str, float], float]:
     """The end of every run, decided by the data; returns the test metrics (the analysis's
     among them) and the run's seconds. With a test split: the test metrics, the run's
     figures, the analysis and the model; without one (a trial), the curves and
@@ -164,7 +195,7 @@ def finish(model, splits: Splits, cfg: TrainConfig, history: list[dict[str, floa
     map and the analysis both."""
     test = {}
     if splits.test is not None:
-        test = evaluate(model, splits.test, numerics, binarize=cfg.binarize, pixel_tol=cfg.pixel_tol)
+        test = evaluate(model, splits.test, numerics, binarize=cfg.binarize, pixel_tol=cfg.pixel_tol, code=traits.code)
     seconds = time.perf_counter() - started
     tracker.log_metrics({**{f"{names.TEST_PREFIX}{k}": v for k, v in test.items()}, names.TRAIN_SECONDS: seconds})
     if splits.test is None:
@@ -177,11 +208,12 @@ def finish(model, splits: Splits, cfg: TrainConfig, history: list[dict[str, floa
     codes = encode(model, splits.test, cfg.binarize, numerics,
                    limit=0 if cfg.analysis else run_figures.LATENT_MAP_POINTS)
     if artifacts:
-        run_figures.log_run_artifacts(model, splits, history, tracker, cfg, numerics, codes)
+        run_figures.log_run_artifacts(model, splits, history, tracker, cfg, numerics, codes, traits)
     test = {**test, **analyse(model, splits, codes, cfg, tracker, numerics, log_figures=artifacts)}
     if artifacts:
         # two test images: the model's input example, and the signature MLflow infers from it
-        tracker.log_model(model.cpu(), input_example=splits.test.floats(slice(0, 2)).cpu().numpy())
+        tracker.log_model(model.cpu(), input_example=splits.test.floats(slice(0, 2)).cpu().numpy(),
+                          code_paths=code_paths(cfg))
     return test, seconds
 
 

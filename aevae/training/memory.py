@@ -87,7 +87,7 @@ def free_bytes(device: torch.device) -> int:
 def setting_to_lower(cfg: TrainConfig, shape: tuple[int, int, int], size: Size) -> str:
     """The setting whose default shrinks the run most, with its value now: 'latent_dim (now
     1000000000, default 20)'; the batch size when no default would shrink it."""
-    from aevae.config import resolve
+    from aevae.resolve import resolve
 
     def at_default(name: str) -> TrainConfig:
         return resolve(dataclasses.replace(cfg, **{name: FIELDS[name].default}))

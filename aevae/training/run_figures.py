@@ -9,6 +9,7 @@ import torch
 from aevae.analysis.codes import Codes, prior_codes
 from aevae.config import TrainConfig
 from aevae.data import ImageSet, Splits, eval_batches
+from aevae.models import Traits
 from aevae.numerics import Numerics
 from aevae.plotting import grid_figure, latent_scatter, log_figure, plt, sns
 from aevae.tracking import names
@@ -31,13 +32,14 @@ def reconstruction_figure(model, images: ImageSet, binarize: bool, numerics: Num
 
 
 @torch.no_grad()
-def prior_samples_figure(model, numerics: Numerics, count: int = 64) -> plt.Figure:
-    """Decoded draws from N(0, I) in the latent space (what the VAE's prior generates)."""
+def prior_samples_figure(model, numerics: Numerics, latent_dim: int, has_prior: bool, count: int = 64) -> plt.Figure:
+    """Decoded draws from N(0, I) in the latent space (what a VAE's prior generates)."""
     model.eval()
-    z = prior_codes(count, model.latent_dim, SAMPLE_SEED)
+    z = prior_codes(count, latent_dim, SAMPLE_SEED)
     with numerics.autocast():
         samples = torch.sigmoid(model.decode(z.to(numerics.device)).float())
-    return grid_figure(samples, 8, "decoded samples from N(0, I)")
+    title = "decoded samples from N(0, I)" if has_prior else "decodes of N(0, I) draws (the model has no such prior)"
+    return grid_figure(samples, 8, title)
 
 
 def latent_figure(means: np.ndarray, labels: np.ndarray, classes: tuple[str, ...]) -> plt.Figure:
@@ -61,7 +63,8 @@ def curves_figure(history: list[dict[str, float]]) -> plt.Figure:
         for panel, split, key in (("loss", "train", names.TRAIN_LOSS), ("loss", "val", names.VAL_LOSS),
                                   ("kl", "train", names.TRAIN_KL), ("kl", "val", names.VAL_KL),
                                   ("recon_mse", "val", names.VAL_RECON_MSE)):
-            rows.append({"epoch": epoch, "metric": panel, "split": split, "value": row[key]})
+            if key in row:  # a discrete code has no KL
+                rows.append({"epoch": epoch, "metric": panel, "split": split, "value": row[key]})
     grid = sns.relplot(pd.DataFrame(rows), x="epoch", y="value", hue="split", col="metric",
                        kind="line", marker="o", height=3, aspect=1.1,
                        facet_kws={"sharey": False})
@@ -70,13 +73,14 @@ def curves_figure(history: list[dict[str, float]]) -> plt.Figure:
 
 
 def log_run_artifacts(model, splits: Splits, history, tracker, cfg: TrainConfig, numerics: Numerics,
-                      test_codes: Codes) -> None:
+                      test_codes: Codes, traits: Traits) -> None:
     """Make and log every figure of a finished run, closing each after it is logged;
     `test_codes` are the test split's codes, encoded once for this and the analysis."""
     means = test_codes.means[:LATENT_MAP_POINTS].numpy()
     labels = test_codes.labels[:LATENT_MAP_POINTS].numpy()
     log_figure(tracker, "figures/reconstructions.png", reconstruction_figure(model, splits.test, cfg.binarize, numerics))
-    log_figure(tracker, "figures/prior_samples.png", prior_samples_figure(model, numerics))
+    log_figure(tracker, "figures/prior_samples.png",
+               prior_samples_figure(model, numerics, cfg.latent_dim, traits.code == "gaussian"))
     log_figure(tracker, "figures/latent.png", latent_figure(means, labels, splits.spec.classes))
     log_figure(tracker, "figures/curves.png", curves_figure(history))
 

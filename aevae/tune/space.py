@@ -42,9 +42,9 @@ from typing import Any
 
 import optuna
 
-from aevae.config import FIELDS, TrainConfig, field_type, parse_value, resolve, validate, with_overrides
+from aevae.config import FIELDS, TrainConfig, field_type, parse_value, validate, with_overrides
+from aevae.resolve import dataset_info, resolve
 from aevae.errors import ConfigError, unknown_name
-from aevae.registry import DATASET_INFO
 from aevae.tune.defaults import DEFAULT_STUDIES_DIR
 
 CELL_AXES = ("model", "arch", "dataset")
@@ -236,7 +236,7 @@ def check_buildable(spec: StudySpec) -> None:
     not divide the image) fails before the first trial rather than as a failed trial."""
     from aevae.models import build  # torch, loaded only once a study is run
 
-    shape = DATASET_INFO[spec.base.dataset].shape
+    shape = dataset_info(spec.base).shape
     for param in spec.space:
         for value in (param.choices or (param.low, param.high)):
             build(spec.config({param.name: value}), shape)

@@ -324,7 +324,7 @@ def _drive(request: StudyRequest, executor: Executor, datasets: DataCache) -> St
     with parent.run(spec.name.removeprefix(f"{spec.study_set}/"), parent_params(spec, target), tags) as parent_id:
         job = TuneJob(spec, request.storage, runs.tracking_uri, request.data_dir, target, request.timeout,
                       base_seed, parent_id, request.grace_s)
-        jobs = [Job(dataclasses.replace(job, seed=base_seed + i), spec.base.dataset, request.data_dir)
+        jobs = [Job(dataclasses.replace(job, seed=base_seed + i), spec.base.dataset, request.data_dir, spec.base.plugins)
                 for i in range(executor.workers or 1)]
         ran: list[int] = []
         executor.map(optimize, jobs, lambda _, result: ran.extend(result if isinstance(result, list) else []))
