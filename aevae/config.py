@@ -268,6 +268,12 @@ def with_overrides(cfg: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
     return dataclasses.replace(cfg, **fields)
 
 
+def field_value(cfg: TrainConfig, name: str) -> Any:
+    """A config field's value, or a plug-in hyperparameter's (`model_params.samples`)."""
+    head, dot, key = name.partition(".")
+    return dict(getattr(cfg, head)).get(key) if dot else getattr(cfg, name)
+
+
 def _json_ready(value: Any) -> Any:
     return [_json_ready(v) for v in value] if isinstance(value, (tuple, list)) else value
 
@@ -295,6 +301,8 @@ def config_hash(cfg: TrainConfig) -> str:
     with the digest of each code plug-in's source files, so changed plug-in code is another
     config. Fields at their empty default (no plug-in) leave the digest as it always was."""
     values = to_dict(cfg)
+    # where a plug-in sits is no part of what trains: its name, and its code's digest below
+    values[PLUGINS] = [[kind, name] for kind, name, _ in cfg.plugins]
     for name in (*PLUGIN_PARAMS, PLUGINS):
         if not values[name]:
             del values[name]

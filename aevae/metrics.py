@@ -40,7 +40,8 @@ def evaluate(model: torch.nn.Module, images: ImageSet, numerics: Numerics, *, bi
         with numerics.autocast():
             mean, logvar = model.encode(x)
             logits = model.decode(mean)
-            parts = model.loss_of_code(x, mean, logvar, logits)  # one encode per batch, not two
+            # one encode per batch, not two, where the model takes its code back (the built-ins do)
+            parts = model.loss_of_code(x, mean, logvar, logits) if hasattr(model, "loss_of_code") else model.loss(x)
             logits = logits.float()
         variational = logvar is not None
         probs = torch.sigmoid(logits)

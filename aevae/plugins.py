@@ -25,6 +25,7 @@ import importlib.util
 import os
 import re
 import sys
+from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -38,6 +39,74 @@ _ATTRIBUTE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 
 class PluginError(ConfigError):
     """A plug-in that cannot be found, loaded, or does not follow its protocol."""
+
+
+TABLES = {"models": "model", "archs": "arch", "datasets": "dataset"}  # a grid's or study's tables of plug-ins
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")  # names go into cell keys, tags and MLflow filter strings
+
+
+@dataclass(frozen=True)
+class DatasetLabels:
+    """What a grid or study file calls a dataset of the user's: its title and its class
+    names (empty: the data's own, or the label numbers)."""
+
+    title: str = ""
+    classes: tuple[str, ...] = ()
+
+
+def plugin_tables(where: str, data: dict[str, Any], base: Path | None = None
+                  ) -> tuple[dict[tuple[str, str], str], dict[str, DatasetLabels]]:
+    """A grid's or study file's [models], [archs] and [datasets]: short names for references
+    ((kind, name) -> reference; a relative path is taken from the file's folder `base`), and
+    the titles and class names a [datasets] entry may give as a table of its path, title and
+    classes. Errors name the file."""
+    plugins, labels = {}, {}
+    for table, kind in TABLES.items():
+        entries = data.get(table, {})
+        if not isinstance(entries, dict):
+            raise PluginError(f"{where}: [{table}] must be a table of name = reference.")
+        for name, entry in entries.items():
+            if not _NAME.match(name):
+                raise PluginError(f"{where}: [{table}] name '{name}' may hold only letters, digits, '_', '.' and '-'.")
+            if kind == "dataset" and isinstance(entry, dict):
+                unknown = sorted(set(entry) - {"path", "title", "classes"})
+                if unknown or "path" not in entry:
+                    raise PluginError(f"{where}: [datasets] {name} is a reference, or a table of path (needed), "
+                                      f"title and classes; got {', '.join(unknown) or 'no path'}.")
+                classes = entry.get("classes", [])
+                if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+                    raise PluginError(f"{where}: [datasets] {name} classes must be a list of names.")
+                labels[name] = DatasetLabels(str(entry.get("title", "")), tuple(classes))
+                entry = entry["path"]
+            if not isinstance(entry, str) or not entry.strip():
+                example = "data/images.npz" if kind == "dataset" else "mylab.models:MyModel"
+                raise PluginError(f'{where}: [{table}] {name} must be a reference, e.g. {name} = "{example}".')
+            plugins[(kind, name)] = anchored(entry, base)
+    return plugins, labels
+
+
+def named(fields: dict[str, Any], plugins: dict[tuple[str, str], str], base: Path | None = None) -> dict[str, Any]:
+    """`fields` with a model, arch or dataset given as a reference replaced by its name
+    (`name_of`); `plugins` learns the reference (a relative path taken from `base`)."""
+    found = dict(fields)
+    for kind in KINDS:
+        value = found.get(kind)
+        if isinstance(value, str) and is_reference(value):
+            found[kind] = name_of(value)
+            plugins.setdefault((kind, found[kind]), anchored(value, base))
+    return found
+
+
+def anchored(reference: str, base: Path | None) -> str:
+    """A reference whose path is relative, taken from the folder `base` (a grid or study
+    file's own), so the file works from any working folder; module references as they are."""
+    where, sep, attribute = reference.rpartition(":")
+    path = where if sep and where.endswith(".py") else (reference if not sep else "")
+    if base is None or not path or Path(path).is_absolute() or not ("/" in path or path.endswith((".py", ".npz"))
+                                                                        or os.sep in path):
+        return reference
+    resolved = str((base / path).resolve())
+    return f"{resolved}:{attribute}" if sep and where.endswith(".py") else resolved
 
 
 def is_reference(text: str) -> bool:

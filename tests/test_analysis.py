@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from aevae import data
-from aevae.analysis import classifier
-from aevae.analysis.codes import Codes, Gaussian, interpolation_codes
+from aevae.analysis import analyse, classifier
+from aevae.analysis.codes import Codes, Gaussian, encode, interpolation_codes
 from aevae.analysis.likelihood import bits_per_dim, iwae_nll
 from aevae.analysis.probe import probe_accuracy
 from aevae.analysis.quality import confident_share, feature_stats, frechet_distance
@@ -253,3 +253,18 @@ def test_ae_and_vae_on_real_mnist_log_every_analysis_metric_and_figure(tracking_
             assert run.data.metrics["test/frechet"] > run.data.metrics["test/frechet_fitted"]
         figures = {a.path for a in client.list_artifacts(result.run_id, "figures")}
         assert {f"figures/{name}.png" for name in ANALYSIS_FIGURES | {"latent_tsne"}} <= figures
+
+
+def test_codes_that_all_coincide_get_no_tsne_map_instead_of_a_crash(data_root):
+    """scikit-learn's t-SNE kills the process (a segmentation fault, no exception) on points
+    that all coincide, which a collapsed or discrete code gives: the map is left out."""
+    model = tiny_vae()
+    with torch.no_grad():
+        model.encoder[-1].weight.zero_()  # every image's code is the bias: one point
+    cfg = dataclasses.replace(TINY, analysis_figures=False, probe=False, frechet_samples=0, nll_samples=0)
+    tracker = MemoryTracker()
+    with tracker.run("collapsed", {}, {}):
+        splits = load()
+        codes = encode(model, splits.test, False, Numerics(torch.device("cpu")))
+        analyse(model, splits, codes, resolve(cfg), tracker, Numerics(torch.device("cpu")))
+    assert "figures/latent_tsne.png" not in tracker.current["artifacts"]

@@ -27,6 +27,8 @@ from __future__ import annotations
 import contextlib
 import time
 
+import torch
+
 from aevae.analysis import classifier, figures
 from aevae.analysis.codes import Codes, Gaussian, decode, encode, interpolation_codes, prior_codes
 from aevae.analysis.likelihood import bits_per_dim, iwae_nll
@@ -42,7 +44,7 @@ from aevae.tracking import names
 TRAIN_CODES = 10_000  # training images whose codes fit the probe and the fitted Gaussian
 INTERPOLATION_PAIRS, INTERPOLATION_STEPS = 8, 10
 FIGURE_SAMPLES = 64
-MIN_TSNE_POINTS = 10  # fewer (only in smoke subsets) leave t-SNE no neighbours to keep
+MIN_TSNE_POINTS = 10  # fewer distinct codes (smoke subsets, collapsed codes) leave t-SNE no neighbours to keep
 
 
 class _Timer:
@@ -75,7 +77,10 @@ def analyse(model, splits: Splits, test: Codes, cfg: TrainConfig, tracker, numer
         with timer.part("figures"):
             _latent_figures(model, test, fitted, cfg, tracker, numerics)
     points = min(cfg.tsne_points, len(test))
-    if log_figures and points >= MIN_TSNE_POINTS and test.means.shape[1] > 2:
+    # scikit-learn's t-SNE crashes the process on codes that all coincide (a collapsed code,
+    # a discrete code with few values in use): it needs points to tell apart
+    distinct = len(torch.unique(test.means[:points], dim=0)) if points else 0
+    if log_figures and distinct >= MIN_TSNE_POINTS and test.means.shape[1] > 2:
         with timer.part("tsne"):
             log_figure(tracker, "figures/latent_tsne.png", figures.tsne_figure(
                 test.means[:points], test.labels[:points], splits.spec.classes, cfg.seed))

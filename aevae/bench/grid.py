@@ -17,13 +17,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from aevae.bench.defaults import REFERENCES_FILE
-from aevae.config import FIELDS, PLUGIN_PARAMS, TrainConfig, config_hash, parse_value, with_overrides
+from aevae.config import FIELDS, PLUGIN_PARAMS, TrainConfig, config_hash, field_value, parse_value, with_overrides
 from aevae.errors import ConfigError
-from aevae.plugins import is_reference, name_of
+from aevae.plugins import DatasetLabels, named, plugin_tables
 from aevae.resolve import resolve
 
 GRID_KEYS = ("description", "seeds", "base", "axes", "rule", "models", "archs", "datasets")
-PLUGIN_TABLES = {"models": "model", "archs": "arch", "datasets": "dataset"}
 RULE_KEYS = ("when", "set")
 IDENTITY = ("model", "arch", "dataset")  # always in the cell key, in this order
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")  # grid names go into MLflow filter strings
@@ -63,15 +62,6 @@ class Grid:
         plain = {name: [list(v) if isinstance(v, tuple) else v for v in values]
                  for name, values in self.axes.items()}
         return {**plain, "seed": list(self.seeds)}
-
-
-@dataclass(frozen=True)
-class DatasetLabels:
-    """What a grid calls a dataset of the user's: its title and its class names (empty: the
-    file's own, or the label numbers)."""
-
-    title: str = ""
-    classes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -138,9 +128,9 @@ def parse_grid(path: Path, data: dict[str, Any]) -> Grid:
     if unknown:
         raise ConfigError(f"{path}: unknown key '{unknown[0]}'; valid keys: {', '.join(GRID_KEYS)}.")
     seeds = _seeds(path, data.get("seeds", [0]))
-    plugins, labels = plugin_tables(path, data)
-    base = _named(_fields(path, "[base]", _table(path, "[base]", data.get("base", {}))), plugins)
-    axes = {name: tuple(_named({name: v}, plugins)[name] for v in values)
+    plugins, labels = plugin_tables(str(path), data, path.parent)
+    base = named(_fields(path, "[base]", _table(path, "[base]", data.get("base", {}))), plugins, path.parent)
+    axes = {name: tuple(named({name: v}, plugins, path.parent)[name] for v in values)
             for name, values in _axes(path, _table(path, "[axes]", data.get("axes", {}))).items()}
     for name in base.keys() & axes.keys():
         raise ConfigError(f"{path}: '{name}' is both in [base] and in [axes]; keep one.")
@@ -148,43 +138,6 @@ def parse_grid(path: Path, data: dict[str, Any]) -> Grid:
         raise ConfigError(f"{path}: write each rule as a [[rule]] table, with double brackets.")
     rules = tuple(_rule(path, i, table, axes, plugins) for i, table in enumerate(data.get("rule", []), 1))
     return Grid(path.stem, path, str(data.get("description", "")), seeds, base, axes, rules, plugins, labels)
-
-
-def plugin_tables(path: Path, data: dict[str, Any]) -> tuple[dict[tuple[str, str], str], dict[str, DatasetLabels]]:
-    """The grid's [models], [archs] and [datasets]: short names for references (a dataset's
-    entry may be a table of its path, title and class names)."""
-    plugins, labels = {}, {}
-    for table, kind in PLUGIN_TABLES.items():
-        for name, entry in _table(path, f"[{table}]", data.get(table, {})).items():
-            if not _NAME.match(name):
-                raise ConfigError(f"{path}: [{table}] name '{name}' may hold only letters, digits, '_', '.' and '-'.")
-            if kind == "dataset" and isinstance(entry, dict):
-                unknown = sorted(set(entry) - {"path", "title", "classes"})
-                if unknown or "path" not in entry:
-                    raise ConfigError(f"{path}: [datasets] {name} is a reference, or a table of path (needed), "
-                                      f"title and classes; got {', '.join(unknown) or 'no path'}.")
-                classes = entry.get("classes", [])
-                if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
-                    raise ConfigError(f"{path}: [datasets] {name} classes must be a list of names.")
-                labels[name] = DatasetLabels(str(entry.get("title", "")), tuple(classes))
-                entry = entry["path"]
-            if not isinstance(entry, str) or not entry.strip():
-                example = "data/images.npz" if kind == "dataset" else "mylab.models:MyModel"
-                raise ConfigError(f'{path}: [{table}] {name} must be a reference, e.g. {name} = "{example}".')
-            plugins[(kind, name)] = entry
-    return plugins, labels
-
-
-def _named(fields: dict[str, Any], plugins: dict[tuple[str, str], str]) -> dict[str, Any]:
-    """A model, arch or dataset given as a reference goes by its name (aevae.plugins.name_of),
-    and the grid remembers the reference."""
-    named = dict(fields)
-    for kind in IDENTITY:
-        value = named.get(kind)
-        if isinstance(value, str) and is_reference(value):
-            named[kind] = name_of(value)
-            plugins.setdefault((kind, named[kind]), value)
-    return named
 
 
 def _table(path: Path, where: str, value: Any) -> dict[str, Any]:
@@ -255,13 +208,14 @@ def _rule(path: Path, index: int, table: Any, axes: dict[str, tuple], plugins: d
         raise ConfigError(f"{path}: {where} needs when = {{...}} with at least one field to match and "
                           f"set = {{...}}, and nothing else, e.g. when = {{ model = \"ae\" }} and "
                           f"set = {{ epochs = 10 }}.")
-    values = _named(_fields(path, f"{where} set", table["set"]), plugins)
+    values = named(_fields(path, f"{where} set", table["set"]), plugins, path.parent)
     for name in values.keys() & axes.keys():
         raise ConfigError(f"{path}: {where} sets '{name}', which is an axis; an axis value defines its cells.")
     match = {}
     for name, accepted in table["when"].items():
         listed = accepted if isinstance(accepted, list) else [accepted]
-        match[name] = tuple(_named(_fields(path, f"{where} when", {name: v}), plugins)[name] for v in listed)
+        match[name] = tuple(named(_fields(path, f"{where} when", {name: v}), plugins, path.parent)[name]
+                            for v in listed)
     return Rule(match, values)
 
 
@@ -322,11 +276,6 @@ def _cell(grid: Grid, fields: dict[str, Any], tuned_from: str | None) -> Cell:
                    + [f"{name}={format_value(field_value(cfg, name))}" for name in varying])
     return Cell(grid.name, key, cfg, tuned_from, grid.labels.get(cfg.dataset))
 
-
-def field_value(cfg: TrainConfig, name: str) -> Any:
-    """A config field's value, or a plug-in hyperparameter's (`model_params.samples`)."""
-    head, dot, key = name.partition(".")
-    return dict(getattr(cfg, head)).get(key) if dot else getattr(cfg, name)
 
 
 def format_value(value: Any) -> str:

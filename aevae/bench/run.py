@@ -96,6 +96,18 @@ def grid_tags(grid: Grid, cells: list[Cell], version: str) -> dict[str, str]:
     return tags
 
 
+def check_plugins(cells: list[Cell]) -> None:
+    """Hold each plug-in model of the grid to its protocol on one batch of its cells' shape
+    (aevae.models.check), once per config: a broken one is one sentence, before any cell
+    trains or any run is claimed. Built-in models are left alone: their tests hold them."""
+    from aevae.models import check
+
+    configs = {dataclasses.replace(c.config, seed=0) for c in cells
+               if any(kind in ("model", "arch") for kind, _, _ in c.config.plugins)}
+    for cfg in configs:
+        check(cfg, dataset_info(cfg).shape)
+
+
 def run_grid(request: BenchRequest, executor: ExecutorOptions = ExecutorOptions()) -> GridSummary:
     """Run the request's cells, skipping the version's finished ones unless forced; print a
     line per cell and the summary; write the summary CSV; return the summary. A stop

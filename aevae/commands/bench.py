@@ -65,11 +65,13 @@ def run(args: argparse.Namespace) -> int:
     executor, grace_s = executor_from_args(args)
     check_data_dir(args)
     grid = load_grid(args.grid)
-    expand(grid)  # every cell checked, and that the grid means something (tuned values come later)
+    cells = expand(grid)  # every cell checked, and that the grid means something (tuned values come later)
     check_writable(Path(args.results_dir) / grid.name, "the results folder", "--results-dir")
     tracking_uri = check_store(args.tracking_uri)
 
-    from aevae.bench.run import BenchRequest, run_grid
+    from aevae.bench.run import BenchRequest, check_plugins, run_grid
+
+    check_plugins(cells)  # a plug-in that breaks its protocol is one sentence before anything trains
 
     tuned = None
     if args.tuned:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from aevae.config import FIELDS, TrainConfig, field_type, validate, with_overrides
+from aevae.config import FIELDS, NOT_OPTIONS, PLUGIN_PARAMS, TrainConfig, field_type, validate, with_overrides
 from aevae.errors import ConfigError
 from aevae.tracking import DEFAULT_TRACKING_URI
 
@@ -13,10 +13,12 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     """One `--field-name` option per TrainConfig field, its help from the field's doc."""
     group = parser.add_argument_group("training config (defaults in aevae/config.py)")
     for name, spec in FIELDS.items():
+        if name in NOT_OPTIONS:
+            continue
         scalar, _, is_tuple = field_type(name)
         default = spec.default
         shown = ",".join(map(str, default)) if is_tuple else default
-        metavar = f"{scalar.__name__.upper()}{',...' if is_tuple else ''}"
+        metavar = "NAME=VALUE,..." if name in PLUGIN_PARAMS else f"{scalar.__name__.upper()}{',...' if is_tuple else ''}"
         group.add_argument(f"--{name.replace('_', '-')}", dest=f"cfg_{name}", default=None,
                            metavar=metavar, help=f"{spec.metadata['help']} (default: {shown})")
 

@@ -21,28 +21,29 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from aevae.resolve import resolve
     from aevae.tracking.checks import check_store
 
     if not args.experiment.strip():
         raise ConfigError("--experiment is empty; name the MLflow experiment, e.g. --experiment aevae.")
     check_data_dir(args)
-    cfg = config_from_args(args)
+    cfg = resolve(config_from_args(args))  # a plug-in's hyperparameters too (loading it, where one is named)
     tracking_uri = check_store(args.tracking_uri)  # before the data: nothing trains into a dead store
 
     from aevae import data
     from aevae.machine import pick_device
 
-    pick_device(cfg.device)  # a device this machine lacks fails before anything is created
-    splits = data.load(cfg.dataset, args.data_dir, cfg.val_size, cfg.subset)
+    device = pick_device(cfg.device)  # a device this machine lacks fails before anything is created
+    splits = data.load(cfg.dataset, args.data_dir, cfg.val_size, cfg.subset, cfg.plugins)
     # training and MLflow load only once the data is at hand: seconds saved on a failure
-    from aevae.resolve import resolve
+    from aevae.models import check
+    from aevae.tracking import names
+    from aevae.tracking.mlflow_tracker import MlflowTracker
     from aevae.training.loop import RunOptions, train
     from aevae.training.memory import check_fits
 
-    check_fits(resolve(cfg), splits.spec.shape, pick_device(cfg.device))  # before the store is touched
-    from aevae.tracking import names
-    from aevae.tracking.mlflow_tracker import MlflowTracker
-
+    check_fits(cfg, splits.spec.shape, device)  # before the store is touched
+    check(cfg, splits.spec.shape)  # a plug-in that breaks its protocol: one sentence, nothing logged
     tracker = MlflowTracker(tracking_uri, args.experiment, entry_point=names.ENTRY_TRAIN,
                             system_metrics=not args.no_system_metrics)
     result = train(cfg, splits, tracker, options=RunOptions(artifacts=not args.no_artifacts))

@@ -126,6 +126,12 @@ def split(name: str, arrays: Arrays, val_size: int = 5000, subset: int = 0, data
     """The splits of a dataset's decoded files; `subset` caps every split. `data_dir` names
     the folder they came from, for the runs' dataset inputs."""
     spec = dataset_spec(name, mapped)
+    return cut(spec, arrays, val_size, subset, spec.source(data_root(data_dir)))
+
+
+def cut(spec: DatasetSpec, arrays: Arrays, val_size: int, subset: int, source: str) -> Splits:
+    """The splits of `spec`'s decoded arrays: the validation split is the same
+    `val_size` training images for every run and seed; `subset` caps every split."""
     train_x, train_y, test_x, test_y = arrays
     if val_size >= len(train_x):
         raise ConfigError(f"val_size {val_size} leaves no training images out of {len(train_x)}.")
@@ -137,7 +143,7 @@ def split(name: str, arrays: Arrays, val_size: int = 5000, subset: int = 0, data
         train=_image_set(train_x[train_idx][cap], train_y[train_idx][cap]),
         val=_image_set(train_x[val_idx][cap], train_y[val_idx][cap]),
         test=_image_set(test_x[cap], test_y[cap]),
-        source=spec.source(data_root(data_dir)),
+        source=source,
     )
 
 

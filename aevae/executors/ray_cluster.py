@@ -31,6 +31,7 @@ from aevae.config import TrainConfig
 from aevae.errors import AevaeError, ConfigError
 from aevae.executors.jobs import WORKER_DIED, Job, JobFunction, Lost, NotRun, OnResult, Stopped, WorkerEnv
 from aevae.executors.options import LOCAL_CLUSTER, ExecutorOptions, cluster_address, host_port, starts_local_cluster
+from aevae.plugins import code_paths
 
 MAX_RETRIES = 3  # attempts Ray makes again after a task's worker or node died (Ray's default)
 CONNECT_TIMEOUT_S = 5  # a cluster that does not answer this fast is not there
@@ -43,11 +44,13 @@ class ClusterError(AevaeError):
 
 
 @ray.remote(num_cpus=0)
-def _decode(name: str, root: str, mapped: tuple) -> data.Arrays | AevaeError:
-    """A dataset's decoded files, or the error that says why they cannot be had (returned,
-    not raised, so that each job fails with that sentence in its own way)."""
+def _decode(name: str, root: str, mapped: tuple) -> tuple | AevaeError:
+    """A dataset's spec, source and decoded files (a plug-in's spec too: another node may
+    lack its file), or the error that says why they cannot be had (returned, not raised, so
+    that each job fails with that sentence in its own way)."""
     try:
-        return data.read(name, root, mapped)
+        spec = data.dataset_spec(name, mapped)
+        return spec, spec.source(root), data.read(name, root, mapped)
     except AevaeError as exc:
         return exc
 
@@ -56,20 +59,21 @@ class DecodedDatasets:
     """What a job asks for data (`get(cfg, data_dir)`), inside a task: the splits cut from
     the decoded arrays Ray handed the task."""
 
-    def __init__(self, arrays: data.Arrays | AevaeError | None):
-        self.arrays = arrays
+    def __init__(self, decoded: tuple | AevaeError | None):
+        self.decoded = decoded
 
     def get(self, cfg: TrainConfig, data_dir: str | None) -> data.Splits:
-        if isinstance(self.arrays, AevaeError):
-            raise type(self.arrays)(*self.arrays.args)
-        return data.split(cfg.dataset, self.arrays, cfg.val_size, cfg.subset, data_dir, cfg.plugins)
+        if isinstance(self.decoded, AevaeError):
+            raise type(self.decoded)(*self.decoded.args)
+        spec, source, arrays = self.decoded
+        return data.cut(spec, arrays, cfg.val_size, cfg.subset, source)
 
 
 @ray.remote
-def _task(fn: JobFunction, payload, arrays: data.Arrays | AevaeError | None, threads: int):
+def _task(fn: JobFunction, payload, decoded: tuple | AevaeError | None, threads: int):
     torch.set_num_threads(threads)
     # the same id on every retry of this task: its work can tell a dead attempt's apart
-    env = WorkerEnv(DecodedDatasets(arrays), task=f"ray:{ray.get_runtime_context().get_task_id()}")
+    env = WorkerEnv(DecodedDatasets(decoded), task=f"ray:{ray.get_runtime_context().get_task_id()}")
     try:
         return fn(payload, env)
     except KeyboardInterrupt:  # ray.cancel (Ctrl-C in the driver): the job's runs have ended
@@ -85,6 +89,8 @@ class RayExecutor:
     def __init__(self, options: ExecutorOptions, workers: int | str | None):
         self.options = options
         self.owned = not ray.is_initialized()  # a caller's own connection is left open
+        # the driver's login to an MLflow server that asks for one reaches every task, wherever it runs
+        self.credentials = {name: os.environ[name] for name in CREDENTIALS if os.environ.get(name)}
         self.started = self.owned and starts_local_cluster(options.ray_address)
         if self.owned:
             self._connect()
@@ -109,12 +115,10 @@ class RayExecutor:
                 socket.create_connection(reachable, timeout=CONNECT_TIMEOUT_S).close()
             except OSError as exc:
                 raise ClusterError(f"no Ray cluster answers at {address} ({exc.strerror or exc}); {hint}.") from None
-        # the driver's login to an MLflow server that asks for one reaches every task, wherever it runs
-        credentials = {name: os.environ[name] for name in CREDENTIALS if os.environ.get(name)}
         try:
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
                      include_dashboard=False if self.started else None,
-                     runtime_env={"env_vars": credentials} if credentials else None)
+                     runtime_env={"env_vars": self.credentials} if self.credentials else None)
         except ConnectionError as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ClusterError(f"no Ray cluster answers at '{address}' ({reason}); {hint}.") from None
@@ -170,6 +174,17 @@ class RayExecutor:
             self.decoded[key] = _decode.options(scheduling_strategy=here).remote(*key)
         return self.decoded[key]
 
+    def _task(self, job: Job):
+        """The task for a job: its resources, and the code of the plug-ins it names, which
+        Ray uploads once and puts on every worker's path (a file as the module of its stem,
+        a package folder as its package), so no one copies a plug-in by hand."""
+        options = {"num_cpus": self.cpus_per_cell, "num_gpus": self.gpus_per_cell, "max_retries": MAX_RETRIES}
+        modules = sorted({path for kind, _, ref in job.plugins if kind in ("model", "arch") and ":" in ref
+                          for path in code_paths(ref)})
+        if modules:
+            options["runtime_env"] = {"py_modules": modules, "env_vars": self.credentials}
+        return _task.options(**options)
+
     @property
     def threads(self) -> int:
         """Torch threads per task: its share of CPUs."""
@@ -178,14 +193,13 @@ class RayExecutor:
     def map(self, fn: JobFunction, jobs: list[Job], on_result: OnResult) -> None:
         """Every job as a task, at most `workers` in flight; Ctrl-C cancels the tasks (a
         running job's runs end KILLED) and is raised again once they have stopped."""
-        task = _task.options(num_cpus=self.cpus_per_cell, num_gpus=self.gpus_per_cell, max_retries=MAX_RETRIES)
         queue = list(jobs)
         running: dict = {}
         try:
             while queue or running:
                 while queue and (not self.workers or len(running) < self.workers):
                     job = queue.pop(0)
-                    running[task.remote(fn, job.payload, self._arrays(job), self.threads)] = job
+                    running[self._task(job).remote(fn, job.payload, self._arrays(job), self.threads)] = job
                 done, _ = ray.wait(list(running), num_returns=1)
                 job = running.pop(done[0])
                 on_result(job, _result(done[0]))

@@ -34,6 +34,7 @@ fields they give. Each study is named `<set>/<model>/<arch>/<dataset>`.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import tomllib
 from dataclasses import dataclass
@@ -42,9 +43,12 @@ from typing import Any
 
 import optuna
 
-from aevae.config import FIELDS, TrainConfig, field_type, parse_value, validate, with_overrides
+from aevae.config import (
+    FIELDS, PLUGIN_PARAMS, TrainConfig, field_type, field_value, parse_value, validate, with_overrides,
+)
 from aevae.resolve import dataset_info, resolve
 from aevae.errors import ConfigError, unknown_name
+from aevae.plugins import TABLES, named, plugin_tables
 from aevae.tune.defaults import DEFAULT_STUDIES_DIR
 
 CELL_AXES = ("model", "arch", "dataset")
@@ -77,7 +81,7 @@ NOT_SEARCHED = ("seed", "val_size", "subset", "recon_loss", "pixel_tol", "binari
 # set file fixes it: no frames (per-epoch images of the validation split), since a study's
 # dozens of short trials are read as numbers, not watched.
 TRIAL_DEFAULTS = {"image_every": 0}
-SET_KEYS = {"description", "trials", "pruner", "seed", "cells", "fixed", "space", "rule"}
+SET_KEYS = {"description", "trials", "pruner", "seed", "cells", "fixed", "space", "rule", *TABLES}
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,7 @@ class Param:
         """The trial's raw value (what Optuna records; tuples travel as "32,64" strings)."""
         if self.choices is not None:
             return trial.suggest_categorical(self.name, list(self.choices))
-        if field_type(self.name)[0] is int:
+        if is_integer(self.name, self.low, self.high):
             return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
         return trial.suggest_float(self.name, self.low, self.high, log=self.log)
 
@@ -118,6 +122,7 @@ class StudySpec:
     pruner: str
     seed: int
     description: str = ""
+    code: str = ""  # what the model's code is (aevae.models.protocol.CODES), once find_study checked it
 
     @property
     def searched(self) -> tuple[str, ...]:
@@ -131,7 +136,7 @@ class StudySpec:
         """The default config's values of the searched fields, as raw Optuna params, or None
         when one of them lies outside the space (then it cannot be a trial of this study)."""
         resolved = resolve(self.base)
-        raw = {p.name: to_raw(getattr(resolved, p.name)) for p in self.space}
+        raw = {p.name: to_raw(field_value(resolved, p.name)) for p in self.space}
         return raw if all(p.contains(raw[p.name]) for p in self.space) else None
 
 
@@ -140,8 +145,20 @@ def to_raw(value: Any) -> Any:
     return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else value
 
 
+def is_integer(name: str, low: Any, high: Any) -> bool:
+    """Whether a range is of whole numbers: an int field's, or a plug-in hyperparameter's
+    whose bounds are both whole (its declared type checks the trial's value)."""
+    if name in FIELDS:
+        return field_type(name)[0] is int
+    return all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high))
+
+
 def parse_param(name: str, spec: Any, where: str) -> Param:
-    """A `{low, high, log}` or `{choices}` table, checked against the field's type."""
+    """A `{low, high, log}` or `{choices}` table, checked against the field's type; a plug-in
+    hyperparameter (`model_params.<name>`) is checked against its declaration when the study
+    builds its configs."""
+    if name.partition(".")[0] in PLUGIN_PARAMS and "." in name:
+        return _plugin_param(name, spec, where)
     if name not in FIELDS or name in CELL_AXES:
         valid = [f for f in FIELDS if f not in CELL_AXES + NOT_SEARCHED]
         raise ConfigError(f"{where}: '{name}' is not a field to search; valid fields: {', '.join(valid)}.")
@@ -167,19 +184,36 @@ def parse_param(name: str, spec: Any, where: str) -> Param:
     return Param(name, low=low, high=high, log=log)
 
 
+def _plugin_param(name: str, spec: Any, where: str) -> Param:
+    if not isinstance(spec, dict) or set(spec) - {"low", "high", "log", "choices"}:
+        raise ConfigError(f"{where}: space.{name} must be a table {{low, high, log}} or {{choices}}.")
+    if "choices" in spec:
+        if not spec["choices"] or set(spec) != {"choices"}:
+            raise ConfigError(f"{where}: space.{name} needs a non-empty choices list and nothing else.")
+        return Param(name, choices=tuple(to_raw(v) for v in spec["choices"]))
+    low, high = spec.get("low"), spec.get("high")
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high))
+    log = bool(spec.get("log", False))
+    if not numbers or not low < high or (log and low <= 0):
+        raise ConfigError(f"{where}: space.{name} needs numbers low < high{' and low > 0 for log' if log else ''}.")
+    return Param(name, low=low, high=high, log=log)
+
+
 def _check_keys(table: dict, allowed: set[str], where: str) -> None:
     unknown = sorted(set(table) - allowed)
     if unknown:
         raise ConfigError(f"{where}: unknown key '{unknown[0]}'; valid keys: {', '.join(sorted(allowed))}.")
 
 
-def _cells(table: dict, where: str) -> list[dict[str, str]]:
+def _cells(table: dict, where: str, plugins: dict[tuple[str, str], str], base: Path) -> list[dict[str, str]]:
+    """The studies' cells, a reference among the values going by its name."""
     _check_keys(table, set(CELL_AXES), f"{where} [cells]")
     axes = []
     for axis in CELL_AXES:
         values = table.get(axis)
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{where}: [cells] needs a non-empty list for '{axis}'.")
+        values = [named({axis: v}, plugins, base)[axis] for v in values]
         if len(set(map(str, values))) != len(values):  # two studies of one name would be one
             raise ConfigError(f"{where}: [cells] lists a value of '{axis}' twice.")
         axes.append(values)
@@ -198,7 +232,8 @@ def _matches(rule: Any, cell: dict[str, str], where: str) -> bool:
                for name, accepted in rule["when"].items())
 
 
-def _study(set_name: str, doc: dict, cell: dict[str, str], where: str) -> StudySpec:
+def _study(set_name: str, doc: dict, cell: dict[str, str], where: str,
+           plugins: dict[tuple[str, str], str]) -> StudySpec:
     """Merge the set's fixed fields and space with the rules matching `cell`, and check them."""
     fixed, raw_space = dict(doc.get("fixed", {})), dict(doc.get("space", {}))
     for index, rule in enumerate(doc.get("rule", []), 1):
@@ -211,7 +246,8 @@ def _study(set_name: str, doc: dict, cell: dict[str, str], where: str) -> StudyS
         if name in raw_space:
             raise ConfigError(f"{where}: '{name}' is both fixed and searched; keep one.")
     space = tuple(parse_param(name, spec, where) for name, spec in raw_space.items())
-    base = validate(with_overrides(TrainConfig(), {**TRIAL_DEFAULTS, **cell, **fixed}))
+    mapped = [(kind, name, plugins[(kind, name)]) for kind, name in cell.items() if (kind, name) in plugins]
+    base = validate(with_overrides(TrainConfig(), {**TRIAL_DEFAULTS, **cell, **fixed, "plugins": mapped}))
     key = "/".join(cell[a] for a in CELL_AXES)
     pruner = doc.get("pruner", "median")
     if pruner not in PRUNERS:
@@ -231,15 +267,17 @@ def _study(set_name: str, doc: dict, cell: dict[str, str], where: str) -> StudyS
     return spec
 
 
-def check_buildable(spec: StudySpec) -> None:
-    """Build the model at every corner of the space, so a bad space (say, conv layers that do
-    not divide the image) fails before the first trial rather than as a failed trial."""
-    from aevae.models import build  # torch, loaded only once a study is run
+def check_buildable(spec: StudySpec) -> str:
+    """Build the model at every corner of the space and hold it to its protocol, so a bad
+    space (say, conv layers that do not divide the image) or a broken plug-in fails before
+    the first trial rather than as a failed trial; returns what the model's code is
+    (aevae.models.protocol.CODES), which decides the study's objective."""
+    from aevae.models import check  # torch, loaded only once a study is run
 
     shape = dataset_info(spec.base).shape
-    for param in spec.space:
-        for value in (param.choices or (param.low, param.high)):
-            build(spec.config({param.name: value}), shape)
+    codes = {check(spec.config({param.name: value}), shape).code
+             for param in spec.space for value in (param.choices or (param.low, param.high))}
+    return codes.pop() if len(codes) == 1 else check(spec.config({}), shape).code
 
 
 def load_set(path: Path) -> list[StudySpec]:
@@ -253,7 +291,9 @@ def load_set(path: Path) -> list[StudySpec]:
         raise ConfigError(f"{where} cannot be read ({exc}).") from None
     try:
         _check_keys(doc, SET_KEYS, where)
-        return [_study(path.stem, doc, cell, where) for cell in _cells(doc.get("cells", {}), where)]
+        plugins, _ = plugin_tables(where, doc, path.parent)
+        return [_study(path.stem, doc, cell, where, plugins)
+                for cell in _cells(doc.get("cells", {}), where, plugins, path.parent)]
     except ConfigError as exc:
         if where in str(exc):
             raise
@@ -285,8 +325,7 @@ def find_study(name: str, studies_dir: str | Path = DEFAULT_STUDIES_DIR) -> Stud
     studies = {spec.name: spec for spec in load_set(files[set_name])}
     if name in studies or (name == set_name and len(studies) == 1):
         spec = studies.get(name) or next(iter(studies.values()))
-        check_buildable(spec)
-        return spec
+        return dataclasses.replace(spec, code=check_buildable(spec))
     if name == set_name:
         raise ConfigError(f"study set '{name}' holds {len(studies)} studies; name one: "
                           f"{', '.join(studies)}.")

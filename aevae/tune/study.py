@@ -62,20 +62,28 @@ class Objective:
         return f"{'-' if self.sign < 0 else ''}{self.metric}"
 
 
-# The VAE's val/loss weighs the KL by beta, so it would move with a searched beta; the
-# negative ELBO does not, which keeps its trials comparable.
+# By what the model's code is (aevae.models.protocol.CODES). A Gaussian code's val/loss weighs
+# the KL by beta, so it would move with a searched beta; the negative ELBO does not, which
+# keeps its trials comparable. A model without one is judged by its own validation loss.
 OBJECTIVES = {
-    "vae": Objective(names.VAL_ELBO, -1.0, "negative ELBO of the validation split "
-                     "(reconstruction + KL, one posterior sample; independent of beta)"),
-    "ae": Objective(names.VAL_LOSS, 1.0,
-                    "reconstruction loss of the validation split (the AE's loss)"),
+    "gaussian": Objective(names.VAL_ELBO, -1.0, "negative ELBO of the validation split "
+                          "(reconstruction + KL, one posterior sample; independent of beta)"),
+    "point": Objective(names.VAL_LOSS, 1.0, "reconstruction loss of the validation split (the AE's loss)"),
+    "discrete": Objective(names.VAL_LOSS, 1.0, "the model's own loss of the validation split"),
 }
+
+
+def objective_of(spec: StudySpec) -> Objective:
+    """The study's objective, by what its model's code is (the built-ins' by their name when
+    the study was not checked)."""
+    return OBJECTIVES[spec.code or ("gaussian" if spec.base.model == "vae" else "point")]
 
 
 def objective_units(spec: StudySpec) -> str:
     if spec.config({}).recon_loss == "bce":
         return "nats per image"
-    return "squared error summed over pixels, per image" + (", plus KL nats" if spec.base.model == "vae" else "")
+    kl = objective_of(spec) is OBJECTIVES["gaussian"]
+    return "squared error summed over pixels, per image" + (", plus KL nats" if kl else "")
 
 
 class Pruned(optuna.TrialPruned):
@@ -117,7 +125,7 @@ def run_trial(trial: optuna.Trial, spec: StudySpec, splits: Splits, tracker: Tra
     # Who runs the trial, first: a resumed study fails the trials of processes that died.
     for key, value in owner_attrs(parent_id).items():
         trial.set_user_attr(key, value)
-    objective = OBJECTIVES[spec.base.model]
+    objective = objective_of(spec)
     cfg = spec.config(suggest(trial, spec))
     trial.set_user_attr("epochs_budget", cfg.epochs)
     started = time.perf_counter()
@@ -159,7 +167,7 @@ def open_study(spec: StudySpec, storage) -> optuna.Study:
         study = optuna.create_study(study_name=spec.name, storage=storage, direction="minimize")
     except optuna.exceptions.DuplicatedStudyError:
         return optuna.load_study(study_name=spec.name, storage=storage)
-    objective = OBJECTIVES[spec.base.model]
+    objective = objective_of(spec)
     attrs = {
         "objective": objective.text, "objective_metric": objective.label,
         "objective_units": objective_units(spec), "direction": "minimize",
