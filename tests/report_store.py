@@ -14,6 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import Metric, Param  # noqa: E402
 
+from aevae.tracking import names  # noqa: E402
+
 FIGURE_NAMES = ("reconstructions", "prior_samples", "latent", "curves")
 
 
@@ -75,6 +77,16 @@ class Store:
         return self.figures
 
 
+def identity(model_title: str | None = None, code: str | None = None, not_applicable: dict | None = None,
+             arch_title: str | None = None, dataset_title: str | None = None) -> dict[str, str]:
+    """The tags a run of a plug-in carries for the read side, for `Store.run(tags=...)`: its
+    titles, its model's code and the metrics that do not apply to it with their reasons."""
+    tags = {names.MODEL_TITLE: model_title, names.ARCH_TITLE: arch_title, names.DATASET_TITLE: dataset_title,
+            names.MODEL_CODE: code,
+            names.NOT_APPLICABLE: json.dumps(not_applicable) if not_applicable is not None else None}
+    return {tag: value for tag, value in tags.items() if value is not None}
+
+
 def finished_metrics(mse: float, kl: float = 0.0, variational: bool = False) -> dict[str, float]:
     """Every test metric a finished run of this version logs, from its MSE and KL."""
     metrics = {"loss": 50 + kl, "recon_mse": mse, "recon_bce": 50.0, "kl": kl, "pixel_acc": 0.9,
@@ -82,3 +94,8 @@ def finished_metrics(mse: float, kl: float = 0.0, variational: bool = False) -> 
     if variational:
         metrics["elbo"] = -(50 + kl)
     return metrics
+
+
+def discrete_metrics(mse: float) -> dict[str, float]:
+    """What a finished run of a discrete-code model (a VQ-VAE) logs: no KL, no ELBO."""
+    return {k: v for k, v in finished_metrics(mse).items() if k != "kl"}

@@ -4,11 +4,13 @@ CI gate's exit status."""
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from report_store import Store, finished_metrics
 from scipy import stats as scipy_stats
@@ -65,6 +67,24 @@ def two_versions(store: Store) -> Store:
     return store
 
 
+def detectable(a, b, alpha: float = 0.05) -> float:
+    """Welch's critical difference in shares of |mean(a)|, from scipy's own degrees of freedom."""
+    se = math.sqrt(np.var(a, ddof=1) / len(a) + np.var(b, ddof=1) / len(b))
+    df = scipy_stats.ttest_ind(b, a, equal_var=False).df
+    return scipy_stats.t.ppf(1 - alpha / 2, df) * se / abs(np.mean(a))
+
+
+def seeds_for(effect: float, a, b, alpha: float = 0.05) -> int:
+    """The first n with 80% power for a change of `effect` × |mean(a)|, counted up one by one."""
+    spread = math.sqrt(((len(a) - 1) * np.var(a, ddof=1) + (len(b) - 1) * np.var(b, ddof=1)) / (len(a) + len(b) - 2))
+    d = effect * abs(np.mean(a)) / spread
+    for n in range(2, 1001):
+        critical = scipy_stats.t.ppf(1 - alpha / 2, 2 * n - 2)
+        if scipy_stats.nct.sf(critical, 2 * n - 2, d * math.sqrt(n / 2)) >= 0.8:  # the other tail is < 1e-6 here
+            return n
+    raise AssertionError("over 1000")
+
+
 def verdicts(text: str) -> dict[tuple[str, str], str]:
     return {(r["cell"], r["metric"]): r["verdict"].strip("*") for r in table(text, "## Changes per cell")}
 
@@ -97,6 +117,18 @@ def test_compare_calls_improvements_regressions_noise_and_untestable_cells(store
     assert mse["p"] == f"{expected_p:.3f}"
     untested = row_of(rows, cell="vae/conv/mnist", metric="recon MSE")
     assert (untested["B"], untested["p"]) == ("0.04000 (n=1)", "—")  # never a p-value of nan
+
+    # what the seeds could detect: Welch's critical difference (between 10% and 100% of A's
+    # mean here: two digits) and the seeds a 1% change would need
+    a, b = (0.010, 0.011, 0.012), (0.0050, 0.0055, 0.0060)
+    assert (mse["detectable"], mse["seeds for 1%"]) == (f"{100 * detectable(a, b):.0f}%", str(seeds_for(0.01, a, b)))
+    # KL 22 ± 2 on both sides: 1% is 0.11 sd, about 2 (1.96 + 0.84)² / 0.11² = 1300 seeds
+    assert row_of(rows, cell="vae/mlp/mnist", metric="KL (nats)")["seeds for 1%"] == "over 1000"
+    pixel = row_of(rows, cell="ae/mlp/mnist", metric="pixel acc (%)")
+    assert (pixel["detectable"], pixel["seeds for 1%"]) == ("seeds agree", "—")
+    assert (untested["detectable"], untested["seeds for 1%"]) == ("—", "—")
+    assert ("2 cell metric(s) whose seeds all agree on both sides are left out: any change of them shows.\n"
+            in text)
     assert "nan" not in text.lower()
 
     assert "- `latent_dim`: 20 → 2 (vae/mlp/mnist)" in text

@@ -9,3 +9,6 @@ from aevae.tracking import names
 # worse.
 HEADLINE = (names.TEST_RECON_MSE, names.TEST_ELBO, names.TEST_NLL, names.TEST_PIXEL_ACC, names.TEST_KL)
 ALPHA = 0.05  # significance level of each test
+# The change whose seeds per side the table says it would take to find (`--effect`), as a
+# share of A's mean: 1%, a change a code change is often expected to make.
+EFFECT = 0.01

@@ -1,15 +1,20 @@
-"""COMPARE.md: the two versions, one row per cell and metric with both sides' numbers, the
-change, its p-value and verdict, then what differs in the configs and which cells only one
-side has. The same text is printed."""
+"""COMPARE.md: the two sides (versions, or models of one version), one row per cell and metric
+with both sides' numbers, the change, its p-value and verdict, and what the seeds could
+detect; then the metrics that do not apply to a side's model, what differs in the configs
+and which cells only one side has. The same text is printed."""
 
 from __future__ import annotations
+
+import statistics
 
 import numpy as np
 import pandas as pd
 
 from aevae.compare.comparison import Comparison
+from aevae.compare.power import MAX_SEEDS, POWER
 from aevae.compare.stats import BETTER, HIGHER, LOWER, NOISE, ONE_SEED, WORSE, Change, Criterion
-from aevae.report.display import decimals, mean_std
+from aevae.report.applicable import and_list
+from aevae.report.display import MISSING, decimals, mean_std
 from aevae.report.tables import to_markdown
 
 VERDICT_ORDER = (BETTER, WORSE, NOISE, HIGHER, LOWER, ONE_SEED)
@@ -36,6 +41,32 @@ def p_text(p: float | None) -> str:
     if p is None:
         return "—"
     return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
+
+
+def percent_text(share: float) -> str:
+    """A share as a percentage to two significant digits: 12%, 4.2%, 0.52%."""
+    value = 100 * share
+    return f"{value:.{decimals(value, 2)}f}%"
+
+
+def detectable_text(change: Change) -> str:
+    found = change.sensitivity
+    if found is None:
+        return MISSING
+    if found.agree:
+        return "seeds agree"
+    return MISSING if found.detectable is None else percent_text(found.detectable)
+
+
+def seeds_text(change: Change) -> str:
+    found = change.sensitivity
+    if found is None or found.agree or found.detectable is None:
+        return MISSING
+    return f"over {MAX_SEEDS}" if found.seeds is None else str(found.seeds)
+
+
+def effect_header(effect: float) -> str:
+    return f"seeds for {100 * effect:g}%"
 
 
 def verdict_text(verdict: str) -> str:
@@ -70,7 +101,32 @@ def chance_line(comparison: Comparison) -> str:
             f"adjusts the p-values for that).\n\n")
 
 
-def table(changes: list[Change], holm: bool) -> pd.DataFrame:
+def sensitivity_line(comparison: Comparison) -> str:
+    """One sentence under the table: the median change the seeds at hand could detect, and
+    the median seeds per side the asked effect would need."""
+    found = [c for c in comparison.changes if c.sensitivity]
+    agree = sum(c.sensitivity.agree for c in found)
+    measured = [c for c in found if not c.sensitivity.agree and c.sensitivity.detectable is not None]
+    left_out = (f" {agree} cell metric(s) whose seeds all agree on both sides are left out: any change "
+                f"of them shows." if agree else "")
+    if not measured:
+        return ("**What these seeds can detect**: " +
+                ("every tested cell metric's seeds agree on both sides, so any change of them shows." if agree
+                 else "nothing: no cell metric has two or more seeds on both sides to test.") + "\n\n")
+    sizes = [len(side) for c in measured for side in (c.a, c.b)]
+    at_hand = f"{min(sizes)} per side" if min(sizes) == max(sizes) else f"{min(sizes)} to {max(sizes)} per side"
+    detectable = statistics.median(c.sensitivity.detectable for c in measured)
+    seeds = statistics.median_high(c.sensitivity.seeds or float("inf") for c in measured)
+    needed = f"over {MAX_SEEDS}" if seeds == float("inf") else f"{seeds}"
+    which, median = (("the one tested cell metric", "") if len(measured) == 1 else
+                     (f"the median of the {len(measured)} tested cell metrics", "a median of "))
+    return (f"**What these seeds can detect**: with the seeds at hand ({at_hand}), {which} would have to "
+            f"change by {percent_text(detectable)} of A's mean for Welch's test to call it at alpha "
+            f"{comparison.rule.alpha:g}, and finding a {100 * comparison.effect:g}% change with {POWER:.0%} "
+            f"power would take {median}{needed} seeds per side.{left_out}\n\n")
+
+
+def table(changes: list[Change], holm: bool, effect: float) -> pd.DataFrame:
     return pd.DataFrame({
         "cell": [c.cell for c in changes],
         "metric": [c.metric.header for c in changes],
@@ -80,7 +136,21 @@ def table(changes: list[Change], holm: bool) -> pd.DataFrame:
         "change %": [share_text(c) for c in changes],
         "p (Holm)" if holm else "p": [p_text(c.p) for c in changes],
         "verdict": [verdict_text(c.verdict) for c in changes],
+        "detectable": [detectable_text(c) for c in changes],
+        effect_header(effect): [seeds_text(c) for c in changes],
     })
+
+
+def not_applicable_lines(comparison: Comparison) -> list[str]:
+    """Each reason once, with the metrics and cells it keeps out of the comparison."""
+    grouped: dict[tuple[str, str], tuple[dict, dict]] = {}
+    for entry in comparison.not_applicable:
+        headers, cells = grouped.setdefault((entry.where, entry.reason), ({}, {}))
+        headers[entry.metric.header] = None
+        cells[entry.cell] = None
+    sides = {"A": f"A ({comparison.a.name})", "B": f"B ({comparison.b.name})", "both": "both sides"}
+    return [f"- {and_list(list(headers))} of {', '.join(cells)}: n/a in {sides[where]}, not compared: "
+            f"{reason.rstrip('.')}.\n" for (where, reason), (headers, cells) in grouped.items()]
 
 
 def config_lines(comparison: Comparison) -> list[str]:
@@ -105,21 +175,37 @@ def one_side_lines(comparison: Comparison) -> list[str]:
     return lines or ["Every cell with a finished run on one side has one on the other.\n"]
 
 
+def intro(comparison: Comparison) -> str:
+    """What the table's columns are and how the verdict is reached."""
+    rule = comparison.rule
+    cells = ("every cell both finished" if comparison.between == "version" else
+             "every cell (arch, dataset and other axes) both models finished")
+    return (f"B against A in {cells}: mean ± sample sd over the seeds (n of them); "
+            "**change** is B − A, and as a share of A's mean; **p** is Welch's two-sided t-test over "
+            f"seeds (unequal variances); the **verdict** uses {rule_text(rule)} and each metric's "
+            "direction: lower recon MSE and NLL, higher ELBO and pixel accuracy are better; KL has no "
+            "better direction, so a change of it is called higher or lower. A cell with one seed on "
+            "a side cannot be tested. **detectable** is the smallest change, in % of A's mean, that "
+            "this test would call with the cell's seeds and their spread; "
+            f"**{effect_header(comparison.effect)}** the seeds per side that would find a change of "
+            f"{100 * comparison.effect:g}% of A's mean with {POWER:.0%} power (`--effect` sets it).\n\n")
+
+
 def render(comparison: Comparison, figure_name: str | None) -> str:
     a, b, rule = comparison.a, comparison.b, comparison.rule
     parts = [
         f"# Compare: `{a.name}` → `{b.name}`\n\n",
         f"- **A**: {a.describe()}\n- **B**: {b.describe()}\n\n",
-        "B against A in every cell both finished: mean ± sample sd over the seeds (n of them); "
-        "**change** is B − A, and as a share of A's mean; **p** is Welch's two-sided t-test over "
-        f"seeds (unequal variances); the **verdict** uses {rule_text(rule)} and each metric's "
-        "direction: lower recon MSE and NLL, higher ELBO and pixel accuracy are better; KL has no "
-        "better direction, so a change of it is called higher or lower. A cell with one seed on "
-        "a side cannot be tested.\n\n",
+        intro(comparison),
         counts_line(comparison), "\n\n", chance_line(comparison),
-        "## Changes per cell\n\n", to_markdown(table(comparison.changes, rule.holm)), "\n\n",
+        "## Changes per cell\n\n", to_markdown(table(comparison.changes, rule.holm, comparison.effect)), "\n\n",
+        sensitivity_line(comparison) if comparison.changes else "",
+    ]
+    if comparison.not_applicable:
+        parts += ["## Metrics that do not apply\n\n", *not_applicable_lines(comparison), "\n"]
+    parts += [
         "## Config fields that differ\n\n", *config_lines(comparison), "\n",
-        "## Cells in one version only\n\n", *one_side_lines(comparison), "\n",
+        f"## Cells in one {comparison.between} only\n\n", *one_side_lines(comparison), "\n",
     ]
     if figure_name:
         level = f"{1 - rule.alpha:.0%}".rstrip("%")

@@ -6,10 +6,15 @@ without `@LABEL` the newest version. `lab@` is the unlabelled version (runs logg
 versions existed). Given one side only, the other is the newest version of its grid, and
 a first side without a label is the version before the newest: `aevae compare lab` asks
 "what did the last change do?".
+
+With `--models A,B` the two sides are two models of one version instead ("is my model
+better?"): each side holds one model's cells, named without the model (`conv/mnist`), so
+that a cell of one pairs with the cell of the other at the same arch, dataset and other axes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import pandas as pd
@@ -17,6 +22,8 @@ import pandas as pd
 from aevae.bench import versions
 from aevae.bench.defaults import DEFAULT_GRID
 from aevae.errors import AevaeError
+from aevae.registry import MODEL_TITLES
+from aevae.report.display import rank
 from aevae.report.runs import Experiment, GridRuns, grid_runs, read_experiment, versions_in
 from aevae.tracking import names
 from aevae.tracking.reader import StoreReader
@@ -25,15 +32,18 @@ IGNORED_PARAMS = ("seed",)  # differs between a cell's runs by design
 
 
 class CompareError(AevaeError):
-    """Two sides that cannot be compared: the same version twice, or too few versions."""
+    """Two sides that cannot be compared: the same version twice, too few versions, or a
+    model the version has no finished run of."""
 
 
 @dataclass(frozen=True)
 class Side:
-    """One version of one experiment: `name` as the tables show it (`lab@abc1234`)."""
+    """One version of one experiment, or one model's cells of it: `name` as the tables show
+    it (`lab@abc1234`, `lab@abc1234: iwae`)."""
 
     name: str
     grid: GridRuns
+    model: str = ""  # the model whose cells the side holds; '' for every cell of the version
 
     @property
     def finished(self) -> pd.DataFrame:
@@ -50,6 +60,7 @@ class Side:
             if names.GIT_COMMIT in finished else []
         dirty = int((finished[names.GIT_DIRTY] == "true").sum()) if names.GIT_DIRTY in finished else 0
         version = f"version `{self.grid.version}`" if self.grid.version else "the unlabelled version"
+        version += f", model `{self.model}`" if self.model else ""
         text = (f"experiment `{self.grid.experiment.name}`, {version}: "
                 f"{len(finished)} of {len(slots)} runs finished in {slots['cell'].nunique()} cells")
         if len(commits):
@@ -97,6 +108,32 @@ def pick_sides(reader: StoreReader, first: str | None, second: str | None) -> tu
         raise CompareError(f"both sides are {side_name(a)}: name two different versions, "
                            f"e.g. aevae compare {a.experiment.grid}@OLD {a.experiment.grid}@NEW.")
     return Side(side_name(a), a), Side(side_name(b), b)
+
+
+def without_model(cell: str) -> str:
+    """`iwae/conv/mnist/beta=0.5` -> `conv/mnist/beta=0.5`."""
+    return cell.split("/", 1)[1] if "/" in cell else cell
+
+
+def of_model(grid: GridRuns, model: str) -> GridRuns:
+    """The slots of `model` only, each cell named without its model."""
+    slots = grid.slots[grid.slots["model"] == model].copy()
+    slots["cell"] = slots["cell"].map(without_model)
+    return dataclasses.replace(grid, slots=slots.reset_index(drop=True))
+
+
+def model_sides(reader: StoreReader, target: str | None, models: tuple[str, str]) -> tuple[Side, Side]:
+    """Sides A and B: models[0]'s and models[1]'s cells of one version (`GRID[@LABEL]`,
+    without a label the newest)."""
+    grid_target, label = parse_target(target or DEFAULT_GRID)
+    grid = grid_runs(*read_experiment(reader, grid_target), label)
+    finished = sorted(set(grid.finished["model"]), key=lambda model: rank(model, MODEL_TITLES))
+    for model in models:
+        if model not in finished:
+            raise CompareError(f"{side_name(grid)} has no finished run of model '{model}'; models with "
+                               f"finished runs there: {', '.join(finished) or 'none'}.")
+    a, b = (Side(f"{side_name(grid)}: {model}", of_model(grid, model), model) for model in models)
+    return a, b
 
 
 def param_values(runs: pd.DataFrame, column: str) -> str:

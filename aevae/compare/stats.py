@@ -16,6 +16,7 @@ import numpy as np
 from scipy import stats
 
 from aevae.compare.defaults import ALPHA
+from aevae.compare.power import Sensitivity
 from aevae.report.display import BY_KEY, Column
 
 BETTER, WORSE, NOISE = "better", "worse", "within noise"
@@ -39,8 +40,9 @@ class Criterion:
 
 @dataclass
 class Change:
-    """One metric of one cell in versions A and B: the seeds' values (display scale), the
-    test's p-value, the confidence interval of mean(B) - mean(A) at 1 - alpha, the verdict."""
+    """One metric of one cell in sides A and B: the seeds' values (display scale), the
+    test's p-value, the confidence interval of mean(B) - mean(A) at 1 - alpha, the verdict,
+    and what the seeds could detect (aevae.compare.power; tested changes only)."""
 
     cell: str
     metric: Column
@@ -49,6 +51,7 @@ class Change:
     p: float | None = None
     ci: tuple[float, float] | None = None
     verdict: str = ""
+    sensitivity: Sensitivity | None = None
 
     @property
     def delta(self) -> float:

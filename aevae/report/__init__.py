@@ -15,9 +15,8 @@ from pathlib import Path
 
 from aevae.bench.defaults import DEFAULT_GRID, RESULTS_DIR
 from aevae.folders import FolderError, check_writable
-from aevae.report import ae_vae, downloads, markdown, panels, plots, references, tables
-from aevae.report.compact import compact
-from aevae.report.display import in_cell_order
+from aevae.report import ae_vae, applicable, compact, downloads, markdown, panels, plots, references, tables
+from aevae.report.display import in_cell_order, ordered_cells
 from aevae.report.runs import GridRuns, ReportError, load_grid_runs
 from aevae.tracking import default_tracking_uri
 from aevae.tracking.links import ui_base
@@ -66,12 +65,13 @@ def draw_figures(reader: StoreReader, grid: GridRuns, folder: Path, curve_seeds:
         seconds["fetch"] = time.perf_counter() - started
         started = time.perf_counter()
         pairs = ae_vae.pairs(grid)
+        sources = panels.Sources(representative, downloaded, frames, grid.titles)
         drawn = {
-            "metrics": plots.metric_bars(finished, grid.extra_axes, folder),
-            "rate_distortion": [p for p in [plots.rate_distortion(finished, folder)] if p],
-            "curves": plots.curves(history, curve_runs, grid.extra_axes, folder),
-            "panels": panels.ae_vae_panels(pairs, representative, downloaded, grid.extra_axes, folder, frames),
-            "beta": panels.beta_panels(grid.slots, representative, downloaded, folder),
+            "metrics": plots.metric_bars(finished, grid.extra_axes, grid.titles, folder),
+            "rate_distortion": [p for p in [plots.rate_distortion(finished, grid.titles, folder)] if p],
+            "curves": plots.curves(history, curve_runs, grid.extra_axes, grid.titles, folder),
+            "panels": panels.ae_vae_panels(pairs, sources, grid.extra_axes, folder),
+            "beta": panels.beta_panels(grid.slots, sources, folder),
         }
     seconds["figures"] = time.perf_counter() - started
     return drawn, missing_figures(representative, downloaded), curve_seeds
@@ -142,12 +142,16 @@ def write_report(reader: StoreReader, grid: GridRuns, folder: Path, tracking_uri
     drawn, notes, curve_seeds = draw_figures(reader, grid, folder, curve_seeds, seconds)
     started = time.perf_counter()
     links = ui_base(tracking_uri, ui_url)
+    not_applicable, order = applicable.by_cell(grid.slots), ordered_cells(grid.slots, grid.extra_axes)
     sections = markdown.Sections(
-        compact=compact(grid), references=beside,
+        compact=compact.compact(grid), references=beside,
         reference_sources=references.source_lines(known, set(beside["_id"])), readings=ae_vae.readings(grid),
         unfinished=tables.unfinished(grid), gaps=tables.gaps(grid, links), full=tables.every_metric(grid, links),
         runs=tables.all_runs(grid, links), settings=tables.shared_settings(grid),
         provenance=tables.provenance(grid), csv_name=CSV_FILE, references_file=references_name,
+        compared=ae_vae.compared(grid),
+        compact_notes=applicable.note(not_applicable, compact.columns(grid), order),
+        full_notes=applicable.note(not_applicable, tables.full_columns(grid), order),
         figures=drawn, figure_notes=notes, curve_seeds=curve_seeds,
     )
     tables.metric_values(grid).to_csv(folder / CSV_FILE, index=False)

@@ -1,5 +1,7 @@
-"""What the KL term does: each VAE cell beside the AE cell of the same dataset and arch, read
-out as a few short sentences generated from the numbers."""
+"""What the KL term (or any other model's difference from the AE) does: each cell of a model
+other than the AE beside the AE cell of the same dataset and arch, read out as a few short
+sentences generated from the numbers, which name the model by its title ("The IWAE's recon
+MSE is ...")."""
 
 from __future__ import annotations
 
@@ -7,8 +9,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from aevae.report.display import group_label, number, ordered_cells
+from aevae.report.applicable import reasons
+from aevae.report.display import number, ordered_cells
 from aevae.report.runs import GridRuns
+from aevae.report.titles import AE, DISCRETE, GAUSSIAN, POINT
 from aevae.tracking import names
 
 @dataclass(frozen=True)
@@ -33,18 +37,19 @@ def within_noise(a: Stat, b: Stat) -> bool:
 
 
 def pairs(grid: GridRuns) -> list[tuple[pd.Series, pd.Series]]:
-    """(AE cell, VAE cell) of the same dataset and arch, and the same extra axes where the AE
-    cell has them (an AE cell without beta pairs with every beta of the VAE); in cell order.
-    A cell with no counterpart in the grid (a VAE-only beta grid) has nothing to compare."""
+    """(AE cell, other cell) for each cell of a model other than the AE and the AE cell of
+    the same dataset and arch, and the same extra axes where the AE cell has them (an AE cell
+    without beta pairs with every beta of the VAE); in cell order. A cell with no AE
+    counterpart in the grid (a VAE-only beta grid) has nothing to compare."""
     first = grid.slots.drop_duplicates("cell").set_index("cell", drop=False)
     order = ordered_cells(grid.slots, grid.extra_axes)
-    aes = [first.loc[c] for c in order if first.loc[c, "model"] == "ae"]
+    aes = [first.loc[c] for c in order if first.loc[c, "model"] == AE]
     result = []
-    for vae in (first.loc[c] for c in order if first.loc[c, "model"] == "vae"):
-        candidates = [ae for ae in aes if ae["dataset"] == vae["dataset"] and ae["arch"] == vae["arch"]
-                      and all(pd.isna(ae.get(a)) or ae.get(a) == vae.get(a) for a in grid.extra_axes)]
+    for other in (first.loc[c] for c in order if first.loc[c, "model"] != AE):
+        candidates = [ae for ae in aes if ae["dataset"] == other["dataset"] and ae["arch"] == other["arch"]
+                      and all(pd.isna(ae.get(a)) or ae.get(a) == other.get(a) for a in grid.extra_axes)]
         if candidates:
-            result.append((max(candidates, key=lambda ae: sum(pd.notna(ae.get(a)) for a in grid.extra_axes)), vae))
+            result.append((max(candidates, key=lambda ae: sum(pd.notna(ae.get(a)) for a in grid.extra_axes)), other))
     return result
 
 
@@ -68,33 +73,57 @@ def relative(ours: float, theirs: float) -> str:
     return f"{amount} {'higher' if change > 0 else 'lower'} than"
 
 
-def mse_sentence(ae: pd.DataFrame, vae: pd.DataFrame) -> str:
-    mse_ae, mse_vae = stat(ae, names.TEST_RECON_MSE), stat(vae, names.TEST_RECON_MSE)
-    if mse_ae is None or mse_vae is None:
-        return "The recon MSE is missing, so the cost of the KL term in reconstruction is unknown."
-    both = f"({number(mse_vae.mean)} vs {number(mse_ae.mean)})"
-    if within_noise(mse_ae, mse_vae):
-        return f"The VAE reconstructs as well as the AE in MSE, within seed noise {both}."
-    return f"The VAE's recon MSE is {relative(mse_vae.mean, mse_ae.mean)} the AE's {both}."
+def mse_sentence(ae: pd.DataFrame, other: pd.DataFrame, title: str = "VAE", code: str = GAUSSIAN) -> str:
+    """How the model `title` (the VAE unless named) reconstructs beside the AE."""
+    mse_ae, mse_other = stat(ae, names.TEST_RECON_MSE), stat(other, names.TEST_RECON_MSE)
+    if mse_ae is None or mse_other is None:
+        cost = "the cost of the KL term" if code == GAUSSIAN else f"what the {title} costs"
+        return f"The recon MSE is missing, so {cost} in reconstruction is unknown."
+    both = f"({number(mse_other.mean)} vs {number(mse_ae.mean)})"
+    if within_noise(mse_ae, mse_other):
+        return f"The {title} reconstructs as well as the AE in MSE, within seed noise {both}."
+    return f"The {title}'s recon MSE is {relative(mse_other.mean, mse_ae.mean)} the AE's {both}."
 
 
-def reading(ae: pd.DataFrame, vae: pd.DataFrame, latent_dim: str | None) -> list[str]:
-    """Short sentences on what the KL term changed: reconstruction, KL paid, latent use,
-    sample quality and the linear probe, each where the runs logged it."""
-    if ae.empty or vae.empty:
-        lacking = " or ".join(name for name, runs in (("AE", ae), ("VAE", vae)) if runs.empty)
+@dataclass(frozen=True)
+class Counterpart:
+    """The model read against the AE: its title and its code (aevae.report.titles)."""
+
+    title: str = "VAE"
+    code: str = GAUSSIAN
+
+    @property
+    def pays_kl(self) -> bool:
+        """Whether its KL is a price it pays: not for a point code (no KL term, its KL logged
+        as 0) nor a discrete one (none logged); a model of unknown code where it logs one."""
+        return self.code not in (POINT, DISCRETE)
+
+
+def reading(ae: pd.DataFrame, other: pd.DataFrame, latent_dim: str | None,
+            model: Counterpart = Counterpart()) -> list[str]:
+    """Short sentences on what the model changed beside the AE: reconstruction, KL paid,
+    latent use, sample quality and the linear probe, each where the runs logged it."""
+    if ae.empty or other.empty:
+        lacking = " or ".join(name for name, runs in (("AE", ae), (model.title, other)) if runs.empty)
         return [f"No finished {lacking} run to compare yet."]
-    sentences = [mse_sentence(ae, vae)]
-    kl = stat(vae, names.TEST_KL)
-    if kl is not None:
+    sentences = [mse_sentence(ae, other, model.title, model.code)]
+    kl = stat(other, names.TEST_KL)
+    if kl is not None and model.pays_kl and names.TEST_KL not in reasons(other):
         sentences.append(f"It pays {number(kl.mean)} nats of KL per image.")
-    units_ae, units_vae = stat(ae, names.TEST_ACTIVE_UNITS), stat(vae, names.TEST_ACTIVE_UNITS)
-    if units_ae and units_vae:
+    units_ae, units_other = stat(ae, names.TEST_ACTIVE_UNITS), stat(other, names.TEST_ACTIVE_UNITS)
+    if units_ae and units_other:
         of = f" of {latent_dim}" if latent_dim else ""
-        sentences.append(f"It keeps {number(units_vae.mean)}{of} latent units active (AE: {number(units_ae.mean)}).")
+        sentences.append(f"It keeps {number(units_other.mean)}{of} latent units active (AE: {number(units_ae.mean)}).")
+    sentences += beside_ae(ae, other)
+    return sentences
+
+
+def beside_ae(ae: pd.DataFrame, other: pd.DataFrame) -> list[str]:
+    """The sample quality and the linear probe, each better or worse than the AE's."""
+    sentences = []
     for key, what, better in ((names.TEST_FRECHET, "The Fréchet distance of its samples", "lower"),
                               (names.TEST_PROBE_ACC, "Its linear-probe accuracy", "higher")):
-        a, v = stat(ae, key), stat(vae, key)
+        a, v = stat(ae, key), stat(other, key)
         if not (a and v):
             continue
         both = f"({number(v.mean)} vs {number(a.mean)})"
@@ -107,14 +136,21 @@ def reading(ae: pd.DataFrame, vae: pd.DataFrame, latent_dim: str | None) -> list
     return sentences
 
 
+def compared(grid: GridRuns) -> list[str]:
+    """The titles of the models read against the AE, in cell order."""
+    return list(dict.fromkeys(grid.titles.model(other["model"]) for _, other in pairs(grid)))
+
+
 def readings(grid: GridRuns) -> list[str]:
-    """One line per AE-VAE pair (dataset × arch × extra axes): its label, then the sentences."""
+    """One line per pair (dataset × arch × extra axes, and the model beside the AE): its
+    label, then the sentences."""
     finished = grid.finished
     lines = []
     for ae_cell, anchor in pairs(grid):
         ae = finished[finished["cell"] == ae_cell["cell"]]
-        vae = finished[finished["cell"] == anchor["cell"]]
-        latent = vae["params.latent_dim"].dropna().unique() if "params.latent_dim" in vae else []
-        sentences = reading(ae, vae, str(latent[0]) if len(latent) == 1 else None)
-        lines.append(f"**{group_label(anchor, grid.extra_axes)}**: {' '.join(sentences)}")
+        other = finished[finished["cell"] == anchor["cell"]]
+        latent = other["params.latent_dim"].dropna().unique() if "params.latent_dim" in other else []
+        model = Counterpart(grid.titles.model(anchor["model"]), grid.titles.code(anchor["model"]))
+        sentences = reading(ae, other, str(latent[0]) if len(latent) == 1 else None, model)
+        lines.append(f"**{grid.titles.group(anchor, grid.extra_axes)}**: {' '.join(sentences)}")
     return lines

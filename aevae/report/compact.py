@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from aevae.report.display import Column, mean_std, number, ordered_cells
+from aevae.report.applicable import by_cell, run_reasons
+from aevae.report.display import Column, number, ordered_cells
 from aevae.report.runs import GridRuns
-from aevae.report.tables import cell_names
+from aevae.report.tables import cell_names, cell_value
 from aevae.tracking import names
 
 SHOWN = (
@@ -28,6 +29,13 @@ def logged(frame: pd.DataFrame, key: str) -> pd.Series:
     return pd.to_numeric(frame[key], errors="coerce").notna()
 
 
+def applies(frame: pd.DataFrame, key: str) -> pd.Series:
+    """Which rows' models have metric `key` at all (their `not_applicable` tag omits it)."""
+    if names.NOT_APPLICABLE not in frame:
+        return pd.Series(True, index=frame.index)
+    return frame[names.NOT_APPLICABLE].map(lambda tag: key not in run_reasons(tag)).astype(bool)
+
+
 def binarized(frame: pd.DataFrame) -> pd.Series:
     if "params.binarize" not in frame:
         return pd.Series(False, index=frame.index)
@@ -35,30 +43,39 @@ def binarized(frame: pd.DataFrame) -> pd.Series:
 
 
 def likelihood_column(finished: pd.DataFrame) -> Column:
-    """The NLL where every run with an ELBO also has one and every such run saw binarized
-    images (on grey levels the Bernoulli "NLL" is a cross-entropy, not a likelihood), with
-    its k when all runs share it; else the ELBO. One column, so no row mixes the two."""
+    """The NLL where every run with an ELBO whose model has an NLL also logged one and every
+    run with an NLL saw binarized images (on grey levels the Bernoulli "NLL" is a
+    cross-entropy, not a likelihood), with its k when all runs share it; else the ELBO. One
+    column, so no row mixes the two. A run whose model has neither (a discrete code) or no
+    NLL shows n/a there and decides nothing: it lacks nothing."""
     nll, elbo = logged(finished, NLL_KEY), logged(finished, ELBO.key)
-    if not nll.any() or (elbo & ~nll).any() or not binarized(finished[nll]).all():
+    lacking = elbo & ~nll & applies(finished, NLL_KEY)
+    if not nll.any() or lacking.any() or not binarized(finished[nll]).all():
         return ELBO
     samples = finished.loc[nll, "params.nll_samples"].dropna().unique() if "params.nll_samples" in finished else []
     k = f", k={number(float(samples[0]))}" if len(samples) == 1 else ""
     return Column(f"NLL (nats{k})", NLL_KEY)
 
 
+def columns(grid: GridRuns) -> list[Column]:
+    """The metrics the compact table shows, the likelihood column chosen for the grid."""
+    return [*SHOWN, likelihood_column(grid.finished)]
+
+
 def compact(grid: GridRuns) -> pd.DataFrame:
     """Model, arch, dataset (and any extra axis), recon MSE, recon accuracy, KL, ELBO or
-    NLL, and seeds finished of expected: mean ± std over the finished seeds."""
+    NLL, and seeds finished of expected: mean ± std over the finished seeds, n/a where the
+    metric does not apply to the cell's model."""
     finished = grid.finished
-    columns = [*SHOWN, likelihood_column(finished)]
+    shown = columns(grid)
+    not_applicable = by_cell(grid.slots)
     rows = []
     for cell in ordered_cells(grid.slots, grid.extra_axes):
         slots = grid.slots[grid.slots["cell"] == cell]
         done = finished[finished["cell"] == cell]
-        row = cell_names(slots.iloc[0], grid.extra_axes)
-        for column in columns:
-            values = pd.to_numeric(done[column.key], errors="coerce") if column.key in done else pd.Series(dtype=float)
-            row[column.header] = mean_std(values, len(done))
+        row = cell_names(slots.iloc[0], grid.extra_axes, grid.titles)
+        for column in shown:
+            row[column.header] = cell_value(done, column, not_applicable.get(cell, {}))
         row["seeds"] = f"{len(done)}/{len(slots)}"
         rows.append(row)
     return pd.DataFrame(rows)

@@ -1,4 +1,5 @@
-"""How the report names and orders cells and prints numbers: shared by tables and figures."""
+"""How the report orders cells and prints numbers, shared by tables and figures (how it names
+them: aevae.report.titles)."""
 
 from __future__ import annotations
 
@@ -51,19 +52,6 @@ REQUIRED = (names.TEST_LOSS, names.TEST_RECON_MSE, names.TEST_RECON_BCE, names.T
             names.TEST_RECON_ACC, names.TEST_ACTIVE_UNITS, names.TRAIN_SECONDS)
 
 
-# Runs logged by another version may name what this registry does not know; they still show.
-def dataset_title(name: str) -> str:
-    return DATASET_INFO[name].title if name in DATASET_INFO else name
-
-
-def arch_title(name: str) -> str:
-    return ARCH_TITLES.get(name, name)
-
-
-def model_title(name: str) -> str:
-    return MODEL_TITLES.get(name, str(name).upper())
-
-
 def sortable(value) -> tuple:
     """Missing first, then numbers as numbers ('0.5' before '2'), then text."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -74,17 +62,20 @@ def sortable(value) -> tuple:
         return (1, 0.0, str(value))
 
 
-def ordered_cells(slots: pd.DataFrame, extra_axes: list[str]) -> list[str]:
-    """Cells by dataset and arch (registry order first), extra axes, then model (AE first)."""
-    first = slots.drop_duplicates("cell")
+def rank(name, known) -> tuple:
+    """Where `name` sorts among an axis's names: those of `known` (a registry) in its order
+    (the AE first, the VAE next), then the others (a plug-in's) by name."""
+    known = list(known)
+    return (known.index(name) if name in known else len(known), str(name))
 
-    def rank(name, known) -> tuple:
-        known = list(known)
-        return (known.index(name) if name in known else len(known), str(name))
+
+def ordered_cells(slots: pd.DataFrame, extra_axes: list[str]) -> list[str]:
+    """Cells by dataset and arch, extra axes, then model, each axis in `rank` order."""
+    first = slots.drop_duplicates("cell")
 
     def key(row) -> tuple:
         return (rank(row["dataset"], DATASET_INFO), rank(row["arch"], ARCH_TITLES),
-                tuple(sortable(row.get(a)) for a in extra_axes), str(row["model"]))
+                tuple(sortable(row.get(a)) for a in extra_axes), rank(row["model"], MODEL_TITLES))
 
     return [row["cell"] for _, row in sorted(first.iterrows(), key=lambda item: key(item[1]))]
 
@@ -94,12 +85,6 @@ def in_cell_order(frame: pd.DataFrame, slots: pd.DataFrame, extra_axes: list[str
     order = {cell: i for i, cell in enumerate(ordered_cells(slots, extra_axes))}
     ranked = frame.assign(_cell=frame["cell"].map(order), _seed=pd.to_numeric(frame["seed"], errors="coerce"))
     return ranked.sort_values(["_cell", "_seed", "seed"], kind="stable").drop(columns=["_cell", "_seed"])
-
-
-def group_label(row, extra_axes: list[str], separator: str = "/") -> str:
-    """`CIFAR-10/MLP` or `MNIST/conv/beta=0.5`: a cell without its model."""
-    extras = [f"{a}={row[a]}" for a in extra_axes if pd.notna(row.get(a))]
-    return separator.join([dataset_title(row["dataset"]), arch_title(row["arch"]), *extras])
 
 
 def decimals(x: float, significant: int) -> int:

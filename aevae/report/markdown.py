@@ -14,7 +14,8 @@ from aevae.report.tables import to_markdown
 
 SHORT_UNITS = (
     "Each number is a test-split mean ± sample standard deviation (ddof = 1) over the seeds that "
-    "finished (`seeds`: finished of expected; `(n=k)`: only k logged it; `—`: none did). **recon MSE** "
+    "finished (`seeds`: finished of expected; `(n=k)`: only k logged it; `—`: none did; `n/a`: the "
+    "metric does not apply to the model, for the reason noted under the table). **recon MSE** "
     "per pixel channel on [0, 1]; **recon acc** = 100 × (1 − MSE), the lab write-ups' \"accuracy\"; "
     "**KL**, **ELBO** and **NLL** in nats per image (the NLL an importance-weighted bound with k samples)."
 )
@@ -23,7 +24,8 @@ UNITS = (
     "Bernoulli negative log-likelihood in nats per image; **recon acc** is 100 × (1 − MSE), the "
     "\"reconstruction accuracy\" of the lab write-up; **pixel acc** the share of pixel channels "
     "within the run's `pixel_tol`; **KL** is KL(q(z|x) ‖ N(0, I)) in nats per image (0 for the AE); "
-    "**ELBO** nats per image (VAE only); **active units** the latent dimensions whose mean varies "
+    "**ELBO** nats per image (models with a Gaussian code only); `n/a` a metric that does not apply to "
+    "the cell's model, for the reason noted under the table; **active units** the latent dimensions whose mean varies "
     "over the test split by more than 0.01; **wall** the run's training and evaluation seconds; "
     "**images/s** the training throughput of the last epoch."
 )
@@ -45,6 +47,9 @@ class Sections:
     provenance: list[str]
     csv_name: str
     references_file: str = ""
+    compared: list[str] = field(default_factory=list)  # titles of the models read against the AE
+    compact_notes: list[str] = field(default_factory=list)  # under the compact table: n/a and why
+    full_notes: list[str] = field(default_factory=list)  # under the full table
     figures: dict[str, list[Path]] = field(default_factory=dict)
     figure_notes: list[str] = field(default_factory=list)
     curve_seeds: int = 3
@@ -88,16 +93,27 @@ def references_block(sections: Sections) -> str:
     return f"{head}{intro}\n\n{to_markdown(shown)}\n\n{sources}\n"
 
 
-def readings_block(readings: list[str]) -> str:
-    head = ("## What the KL term does: AE vs VAE\n\n"
-            "Each VAE cell beside the AE of the same dataset and arch (means over seeds).\n\n")
+def title_list(titles: list[str]) -> str:
+    return titles[0] if len(titles) == 1 else f"{', '.join(titles[:-1])} and {titles[-1]}"
+
+
+def readings_block(readings: list[str], compared: list[str]) -> str:
+    """The AE beside each other model: the VAE on a grid of the two, every model of the grid."""
+    models = compared or ["VAE"]
+    head = (f"## What the KL term does: AE vs {', '.join(models)}\n\n"
+            f"Each {title_list(models)} cell beside the AE of the same dataset and arch (means over seeds).\n\n")
     if not readings:
         return head + "This grid has no AE and VAE cells of the same dataset and arch to compare.\n\n"
     return head + "".join(f"- {line}\n" for line in readings) + "\n"
 
 
+def notes_block(notes: list[str]) -> str:
+    return "".join(f"- {note}\n" for note in notes) + ("\n" if notes else "")
+
+
 def figures_block(sections: Sections, folder: Path) -> str:
     figures = sections.figures
+    others = title_list(sections.compared or ["VAE"])
     blocks = [
         figure_block("Test metrics per cell", figures.get("metrics", []),
                      "Bars are means over seeds; error bars one standard deviation.", folder),
@@ -106,7 +122,7 @@ def figures_block(sections: Sections, folder: Path) -> str:
         figure_block("Training and validation curves", figures.get("curves", []),
                      f"Per epoch, up to {sections.curve_seeds} seeds per cell (the lowest): lines are "
                      f"means, bands one sd; train solid, validation dashed.", folder),
-        figure_block("Reconstructions, samples and latent maps: AE next to VAE", figures.get("panels", []),
+        figure_block(f"Reconstructions, samples and latent maps: AE next to {others}", figures.get("panels", []),
                      "The run of each cell's lowest finished seed, from its own figure artifacts.", folder),
         figure_block("Latent maps per beta", figures.get("beta", []),
                      "The lowest finished seed of each beta; the AE first, for the picture without KL.", folder),
@@ -124,10 +140,10 @@ def render(grid: GridRuns, sections: Sections, folder: Path) -> str:
         f"Read by `aevae report` from MLflow experiment `{experiment.name}` (id {experiment.id}) "
         f"at `{experiment.tracking_uri}` on {when}.\n{counts_line(grid)}\n\n",
         axes_line(grid),
-        "## Results\n\n", to_markdown(sections.compact), "\n\n", SHORT_UNITS,
+        "## Results\n\n", to_markdown(sections.compact), "\n\n", notes_block(sections.compact_notes), SHORT_UNITS,
         f" Every metric is in [the full table](#every-metric) and in [{sections.csv_name}]({sections.csv_name}).\n\n",
         references_block(sections),
-        readings_block(sections.readings),
+        readings_block(sections.readings, sections.compared),
         figures_block(sections, folder),
         "## Not in the tables\n\n",
         "Every (cell, seed) slot of the grid without a finished run, grouped by its reason; the "
@@ -136,7 +152,8 @@ def render(grid: GridRuns, sections: Sections, folder: Path) -> str:
     ]
     if len(sections.gaps):
         parts += ["### Finished runs with missing metrics\n\n", to_markdown(sections.gaps), "\n\n"]
-    parts += ["## Every metric\n\n", to_markdown(sections.full), "\n\n", UNITS, "\n\n"]
+    parts += ["## Every metric\n\n", to_markdown(sections.full), "\n\n", notes_block(sections.full_notes),
+              UNITS, "\n\n"]
     parts += ["## Settings and provenance\n\n"]
     if sections.settings:
         shown = ", ".join(f"`{k}={v}`" for k, v in sections.settings.items())

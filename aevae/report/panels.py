@@ -1,22 +1,27 @@
 """Image panels composed from the runs' own figure artifacts: reconstructions, prior samples
-and latent maps, AE next to VAE (the "without KL / with KL" picture), and, on a beta grid,
-the VAE's latent maps side by side per beta. Each panel shows the run of the
-lowest finished seed; a missing figure leaves a labelled blank instead of breaking. Under each
-AE|VAE panel, the same runs' strip through training (aevae.report.strips), where they have one."""
+and latent maps, the AE next to the VAE (the "without KL / with KL" picture) and every other
+model of its dataset and arch, and, on a beta grid, the VAE's latent maps side by side per
+beta. Each panel shows the run of the lowest finished seed; a missing figure leaves a
+labelled blank instead of breaking. Under each AE|VAE panel, the same runs' strip through
+training (aevae.report.strips), where they have one."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from aevae.plotting import plt
-from aevae.report.display import group_label, sortable
+from aevae.report.display import sortable
 from aevae.report.plots import save, slug
 from aevae.report.strips import Frames, through_training
+from aevae.report.titles import AE, DISCRETE, GAUSSIAN, POINT, Titles
 
 ROW_TITLES = {"reconstructions": "test images and reconstructions", "prior_samples": "samples from N(0, I)",
               "latent": "latent means"}
+# What a model's code means for the picture, beside its title in a panel's heading.
+CODE_HEADINGS = {POINT: "no KL", GAUSSIAN: "with KL", DISCRETE: "discrete code"}
 TILE_INCHES = 3.4
 LEFT_INCHES, TOP_INCHES = 0.35, 0.75  # room for the row titles, and the suptitle and headings
 
@@ -54,42 +59,61 @@ def grid_of_tiles(columns: list[tuple[str, str | None]], rows: list[str],
     return save(figure, path)
 
 
-def panel_pairs(pairs, extra_axes: list[str]) -> list:
-    """One AE-VAE pair per dataset × arch for the panels: on a beta grid the VAE nearest
-    beta = 1 (the per-beta figure shows the rest); with other axes, every pair."""
-    chosen: dict[tuple, list] = {}
-    for ae, vae in pairs:
-        chosen.setdefault((vae["dataset"], vae["arch"]), []).append((ae, vae))
-    result = []
-    for group in chosen.values():
-        if "beta" in extra_axes and len(group) > 1:
-            def distance(pair):
-                value = sortable(pair[1]["beta"])
-                return abs(value[1] - 1.0) if value[0] == 0 else float("inf")
-            group = [min(group, key=distance)]
-        result += group
-    return result
+@dataclass(frozen=True)
+class Sources:
+    """What the panels draw from: the run shown per cell, its figure artifacts and frames
+    (aevae.report.downloads), and the titles to head them with."""
+
+    representative: dict[str, str]  # cell -> run id of its lowest finished seed
+    figures: dict[str, dict[str, Path]]  # run id -> {figure name: local PNG}
+    frames: Frames
+    titles: Titles
+
+    def heading(self, model: str) -> str:
+        """`VAE (with KL)`, `VQ-VAE (discrete code)`: the model's title, and its code where known."""
+        code = CODE_HEADINGS.get(self.titles.code(model))
+        return f"{self.titles.model(model)} ({code})" if code else self.titles.model(model)
 
 
-def ae_vae_panels(pairs, representative: dict[str, str], figures, extra_axes: list[str],
-                  folder: Path, frames: Frames | None = None) -> list[Path]:
-    """Per dataset × arch: reconstructions, prior samples and latent map, AE left, VAE right,
-    each followed by its strip through training when the runs logged `frames`."""
+def distance_to_one(cell: pd.Series) -> float:
+    """How far a cell's beta is from 1 (no beta: infinitely far)."""
+    value = sortable(cell.get("beta"))
+    return abs(value[1] - 1.0) if value[0] == 0 else float("inf")
+
+
+def panel_groups(pairs, extra_axes: list[str]) -> list[tuple[pd.Series, list[pd.Series]]]:
+    """(AE cell, the other models' cells) per panel: the models paired with one AE cell at
+    the same values of the other axes, in cell order; on a beta grid, of each model the
+    beta nearest 1 (the per-beta figure shows the rest)."""
+    grouped: dict[tuple, tuple[pd.Series, dict[str, list[pd.Series]]]] = {}
+    for ae, other in pairs:
+        key = (ae["cell"], *(str(other.get(a)) for a in extra_axes if a != "beta"))
+        grouped.setdefault(key, (ae, {}))[1].setdefault(other["model"], []).append(other)
+    return [(ae, [min(cells, key=distance_to_one) for cells in by_model.values()])
+            for ae, by_model in grouped.values()]
+
+
+def ae_vae_panels(pairs, sources: Sources, extra_axes: list[str], folder: Path) -> list[Path]:
+    """Per dataset × arch (× other axes): reconstructions, prior samples and latent map, the
+    AE left and each other model beside it, followed by their strip through training when
+    the runs logged frames."""
     paths = []
-    for ae, vae in panel_pairs(pairs, extra_axes):
-        if ae["cell"] not in representative and vae["cell"] not in representative:
-            continue  # neither side finished: nothing to show
-        columns = [("AE (no KL)", representative.get(ae["cell"])), ("VAE (with KL)", representative.get(vae["cell"]))]
-        name = "-".join([vae["dataset"], vae["arch"], *(f"{a}={vae[a]}" for a in extra_axes if pd.notna(vae.get(a)))])
-        paths.append(grid_of_tiles(columns, list(ROW_TITLES), figures, group_label(vae, extra_axes),
+    for ae, others in panel_groups(pairs, extra_axes):
+        if not any(cell["cell"] in sources.representative for cell in (ae, *others)):
+            continue  # no side finished: nothing to show
+        columns = [(sources.heading(cell["model"]), sources.representative.get(cell["cell"])) for cell in (ae, *others)]
+        first = others[0]
+        name = "-".join([first["dataset"], first["arch"],
+                         *(f"{a}={first[a]}" for a in extra_axes if pd.notna(first.get(a)))])
+        label = sources.titles.group(first, extra_axes)
+        paths.append(grid_of_tiles(columns, list(ROW_TITLES), sources.figures, label,
                                    folder / f"panels-{slug(name)}.png"))
-        strip = through_training(columns, frames or {}, group_label(vae, extra_axes),
-                                 folder / f"frames-{slug(name)}.png")
+        strip = through_training(columns, sources.frames, label, folder / f"frames-{slug(name)}.png")
         paths += [strip] if strip else []
     return paths
 
 
-def beta_panels(slots: pd.DataFrame, representative: dict[str, str], figures, folder: Path) -> list[Path]:
+def beta_panels(slots: pd.DataFrame, sources: Sources, folder: Path) -> list[Path]:
     """Beta grids, per dataset × arch: the latent maps, the AE's then each beta's."""
     if "beta" not in slots:
         return []
@@ -100,10 +124,11 @@ def beta_panels(slots: pd.DataFrame, representative: dict[str, str], figures, fo
         if vaes["beta"].nunique() < 2:
             continue
         vaes = vaes.iloc[sorted(range(len(vaes)), key=lambda i: sortable(vaes["beta"].iloc[i]))]
-        aes = group[group["model"] == "ae"]
-        columns = [("AE (no KL)", representative.get(aes["cell"].iloc[0]))] if len(aes) else []
-        columns += [(f"VAE β={beta}", representative.get(cell)) for cell, beta in zip(vaes["cell"], vaes["beta"])]
-        label = group_label(group.iloc[0], []) + ": latent maps per beta"
-        paths.append(grid_of_tiles(columns, ["latent"], figures, label,
+        aes = group[group["model"] == AE]
+        columns = [(sources.heading(AE), sources.representative.get(aes["cell"].iloc[0]))] if len(aes) else []
+        columns += [(f"{sources.titles.model('vae')} β={beta}", sources.representative.get(cell))
+                    for cell, beta in zip(vaes["cell"], vaes["beta"])]
+        label = sources.titles.group(group.iloc[0], []) + ": latent maps per beta"
+        paths.append(grid_of_tiles(columns, ["latent"], sources.figures, label,
                                    folder / f"beta-{slug(dataset)}-{slug(arch)}.png"))
     return paths

@@ -1,5 +1,6 @@
 """Plots of the numbers: metrics per cell with seed error bars, training and validation
-curves with AE and VAE overlaid, and the rate-distortion picture of a beta grid."""
+curves with the AE, the VAE and any other model overlaid, and the rate-distortion picture of
+a beta grid. Models, archs and datasets are named by their titles (aevae.report.titles)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import matplotlib.patches
 import pandas as pd
 
 from aevae.plotting import plt, sns
-from aevae.report.display import METRICS, arch_title, dataset_title, group_label, model_title
+from aevae.report.display import METRICS
+from aevae.report.titles import AE, Titles
 from aevae.tracking import names
 
 BAR_METRICS = (names.TEST_RECON_MSE, names.TEST_RECON_BCE, names.TEST_PIXEL_ACC, names.TEST_KL,
@@ -34,7 +36,7 @@ def save(figure, path: Path) -> Path:
     return path
 
 
-def metric_bars(finished: pd.DataFrame, extra_axes: list[str], folder: Path) -> list[Path]:
+def metric_bars(finished: pd.DataFrame, extra_axes: list[str], titles: Titles, folder: Path) -> list[Path]:
     """Per dataset: one panel per metric, a bar per arch (× extra axes) and model, the error
     bar the standard deviation over seeds. Panels are plain subplots: seaborn's FacetGrid
     lays the figure out three times over, which cost seconds on a 36-cell grid."""
@@ -42,9 +44,9 @@ def metric_bars(finished: pd.DataFrame, extra_axes: list[str], folder: Path) -> 
                and pd.to_numeric(finished[c.key], errors="coerce").notna().any()]
     if not columns or finished.empty:
         return []
-    frame = finished.assign(group=[group_label(row, extra_axes, "\n").split("\n", 1)[1]
+    frame = finished.assign(group=[titles.group(row, extra_axes, "\n").split("\n", 1)[1]
                                    for _, row in finished.iterrows()],
-                            model=finished["model"].map(model_title))
+                            model=finished["model"].map(titles.model))
     models = list(dict.fromkeys(frame["model"]))
     paths = []
     for dataset, rows in frame.groupby("dataset", sort=False):
@@ -66,13 +68,14 @@ def metric_bars(finished: pd.DataFrame, extra_axes: list[str], folder: Path) -> 
         colours = sns.color_palette("colorblind", len(models))
         handles = [matplotlib.patches.Patch(color=colour, label=model) for model, colour in zip(models, colours)]
         figure.legend(handles=handles, loc="upper right", ncol=len(models), fontsize=9)
-        figure.suptitle(f"{dataset_title(dataset)}: test metrics, mean and sd over seeds", x=0.01, ha="left")
+        figure.suptitle(f"{titles.dataset(dataset)}: test metrics, mean and sd over seeds", x=0.01, ha="left")
         figure.tight_layout(rect=(0, 0, 1, 1 - 0.45 / figure.get_figheight()))
         paths.append(save(figure, folder / f"metrics-{slug(dataset)}.png"))
     return paths
 
 
-def curves(history: pd.DataFrame, runs: pd.DataFrame, extra_axes: list[str], folder: Path) -> list[Path]:
+def curves(history: pd.DataFrame, runs: pd.DataFrame, extra_axes: list[str], titles: Titles,
+           folder: Path) -> list[Path]:
     """Per dataset: a row per arch, panels loss / KL / val recon MSE per epoch; a colour per
     cell (AE, VAE, and each value of an extra axis such as beta), train solid and val
     dashed; bands are one sd over seeds.
@@ -82,7 +85,7 @@ def curves(history: pd.DataFrame, runs: pd.DataFrame, extra_axes: list[str], fol
     if history.empty:
         return []
     meta = runs[["run_id", "dataset", "arch", "model", *extra_axes]].copy()
-    meta["line"] = [" ".join([model_title(row["model"]), *(f"{a}={row[a]}" for a in extra_axes if pd.notna(row[a]))])
+    meta["line"] = [" ".join([titles.model(row["model"]), *(f"{a}={row[a]}" for a in extra_axes if pd.notna(row[a]))])
                     for _, row in meta.iterrows()]
     long = history.merge(meta, on="run_id")
     long["panel"] = long["key"].map(lambda k: CURVE_PANELS[k][0])
@@ -105,7 +108,7 @@ def curves(history: pd.DataFrame, runs: pd.DataFrame, extra_axes: list[str], fol
                     marker=".", label=line)
             ax.fill_between(epochs, mean - std, mean + std, color=colours[line], alpha=0.2, linewidth=0)
         for i, arch in enumerate(archs):
-            axes[i][0].set_ylabel(arch_title(arch))
+            axes[i][0].set_ylabel(titles.arch(arch))
         for j, panel in enumerate(panels):
             axes[0][j].set_title(panel)
             axes[-1][j].set_xlabel("epoch")
@@ -115,13 +118,13 @@ def curves(history: pd.DataFrame, runs: pd.DataFrame, extra_axes: list[str], fol
                         "val": matplotlib.lines.Line2D([], [], color="0.3", linestyle="--")})
         figure.legend(handles.values(), handles.keys(), loc="upper right", fontsize=8,
                       ncol=min(len(handles), 6))
-        figure.suptitle(f"{dataset_title(dataset)}: training and validation curves", x=0.01, ha="left")
+        figure.suptitle(f"{titles.dataset(dataset)}: training and validation curves", x=0.01, ha="left")
         figure.tight_layout(rect=(0, 0, 1, 1 - 0.5 / figure.get_figheight()))
         paths.append(save(figure, folder / f"curves-{slug(dataset)}.png"))
     return paths
 
 
-def rate_distortion(finished: pd.DataFrame, folder: Path) -> Path | None:
+def rate_distortion(finished: pd.DataFrame, titles: Titles, folder: Path) -> Path | None:
     """Beta grids: test KL (rate) against test recon BCE (distortion), a point per beta with
     seed error bars both ways, a line per arch, one panel per dataset (their scales differ
     by orders of magnitude); the AE's distortion is the dashed line."""
@@ -142,15 +145,15 @@ def rate_distortion(finished: pd.DataFrame, folder: Path) -> Path | None:
             points = rows.groupby("beta_value")[["kl", "bce"]].agg(["mean", "std"]).fillna(0.0)
             ax.errorbar(points[("kl", "mean")], points[("bce", "mean")], xerr=points[("kl", "std")],
                         yerr=points[("bce", "std")], marker="o", capsize=3, color=palette[arch],
-                        label=f"VAE {arch_title(arch)}")
+                        label=f"{titles.model('vae')} {titles.arch(arch)}")
             for beta, point in points.iterrows():
                 ax.annotate(f"β={beta:g}", (point[("kl", "mean")], point[("bce", "mean")]),
                             textcoords="offset points", xytext=(4, 4), fontsize=7)
-            ae = data[(data["model"] == "ae") & (data["dataset"] == dataset) & (data["arch"] == arch)]["bce"].dropna()
+            ae = data[(data["model"] == AE) & (data["dataset"] == dataset) & (data["arch"] == arch)]["bce"].dropna()
             if len(ae):
                 ax.axhline(ae.mean(), linestyle="--", color=palette[arch], linewidth=1,
-                           label=f"AE {arch_title(arch)} (no KL)")
-        ax.set(title=dataset_title(dataset), xlabel="rate: test KL (nats/image)",
+                           label=f"{titles.model(AE)} {titles.arch(arch)} (no KL)")
+        ax.set(title=titles.dataset(dataset), xlabel="rate: test KL (nats/image)",
                ylabel="distortion: test recon BCE (nats/image)")
         ax.legend(fontsize=7)
     figure.tight_layout()

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import pandas as pd
 
 from aevae.bench import versions
 from aevae.errors import AevaeError
 from aevae.redact import redact
+from aevae.report.titles import Titles
 from aevae.tracking import names
 from aevae.tracking.reader import StoreReader
 
@@ -25,8 +27,11 @@ KEY_AXES = (names.MODEL, names.ARCH, names.DATASET)
 STATUS_RANK = {"FINISHED": 0, "RUNNING": 1, "SCHEDULED": 2, "FAILED": 3, "KILLED": 4}
 NOT_RUN = "NOT RUN"
 PROVENANCE_TAGS = (names.GIT_COMMIT, names.GIT_DIRTY, names.DEVICE, names.PRECISION, names.TORCH_VERSION)
+# What the run's model, arch and dataset are, as a reader names them (aevae.report.titles),
+# and the metrics that do not apply to its model (aevae.report.applicable).
+IDENTITY_TAGS = (names.MODEL_TITLE, names.ARCH_TITLE, names.DATASET_TITLE, names.MODEL_CODE, names.NOT_APPLICABLE)
 RUN_COLUMNS = ["run_id", "status", "start_time", *KEY_AXES, "cell", "seed", "config_hash",
-               "tuned_from", "reason", *PROVENANCE_TAGS]
+               "tuned_from", "reason", *PROVENANCE_TAGS, *IDENTITY_TAGS]
 NOT_RUN_REASON = ("expected by the grid but no run was logged (the grid run stopped before this "
                   "cell, or has not reached it yet)")
 
@@ -53,8 +58,9 @@ class GridRuns:
     """One row per (cell, seed) slot in `slots`: the run that stands for it, or NOT RUN.
 
     Columns: cell, seed, model, arch, dataset, one per extra axis (e.g. beta), status,
-    reason, run_id, config_hash, tuned_from, start_time, the metrics without their
-    `metrics.` prefix (`test/recon_mse`, `train_seconds`, ...) and `params.*`.
+    reason, run_id, config_hash, tuned_from, start_time, the provenance and identity tags
+    by their names, the metrics without their `metrics.` prefix (`test/recon_mse`,
+    `train_seconds`, ...) and `params.*`.
     """
 
     experiment: Experiment
@@ -67,6 +73,10 @@ class GridRuns:
     @property
     def finished(self) -> pd.DataFrame:
         return self.slots[self.slots["status"] == "FINISHED"]
+
+    @cached_property
+    def titles(self) -> Titles:
+        return Titles.of(self.slots)
 
 
 def parse_cell(key: str) -> dict[str, str]:
@@ -163,7 +173,7 @@ def training_runs(raw: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
     runs["config_hash"] = text_column(raw, f"tags.{names.CONFIG_HASH}").fillna("")
     runs["tuned_from"] = text_column(raw, f"tags.{names.TUNED_FROM}").fillna("")
     runs["reason"] = text_column(raw, f"tags.{names.FAILURE_REASON}").fillna("")
-    for tag in PROVENANCE_TAGS:
+    for tag in (*PROVENANCE_TAGS, *IDENTITY_TAGS):
         runs[tag] = text_column(raw, f"tags.{tag}")
     keep = runs["cell"].notna() | runs[list(KEY_AXES)].notna().all(axis=1)
     if (~keep).any():

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import pandas as pd
 
+from aevae.report.applicable import NA, by_cell, run_reasons
 from aevae.report.display import (
-    COSTS, METRICS, MISSING, REQUIRED, arch_title, dataset_title, in_cell_order, markdown_text,
-    mean_std, model_title, ordered_cells, run_link,
+    COSTS, METRICS, MISSING, REQUIRED, Column, in_cell_order, markdown_text, mean_std, ordered_cells, run_link,
 )
 from aevae.report.runs import GridRuns
+from aevae.report.titles import GAUSSIAN, Titles
 from aevae.tracking import names
 
 SHOWN_REASON_CHARS = 300  # of a failure reason, in the report's table (the store keeps more)
@@ -25,11 +26,27 @@ def present(columns, finished: pd.DataFrame) -> list:
     return [c for c in columns if c.key in finished and pd.to_numeric(finished[c.key], errors="coerce").notna().any()]
 
 
-def cell_names(row, extra_axes: list[str]) -> dict[str, str]:
-    names = {"model": model_title(row["model"]), "arch": arch_title(row["arch"]),
-             "dataset": dataset_title(row["dataset"])}
-    names.update({axis: str(row.get(axis, "")) if pd.notna(row.get(axis)) else "" for axis in extra_axes})
-    return names
+def cell_names(row, extra_axes: list[str], titles: Titles) -> dict[str, str]:
+    """A table row's first columns: the cell's model, arch and dataset by their titles, and
+    its value of each extra axis."""
+    shown = {"model": titles.model(row["model"]), "arch": titles.arch(row["arch"]),
+             "dataset": titles.dataset(row["dataset"])}
+    shown.update({axis: str(row.get(axis, "")) if pd.notna(row.get(axis)) else "" for axis in extra_axes})
+    return shown
+
+
+def full_columns(grid: GridRuns) -> list[Column]:
+    """The metrics and costs of the full table and the CSV: those some finished run logged."""
+    return present((*METRICS, *COSTS), grid.finished)
+
+
+def cell_value(done: pd.DataFrame, column: Column, not_applicable: dict[str, str]) -> str:
+    """A cell's mean ± std of `column` over its finished runs, or n/a."""
+    if column.key in not_applicable:
+        return NA
+    if column.key not in done:
+        return MISSING
+    return mean_std(pd.to_numeric(done[column.key], errors="coerce") * column.scale, len(done))
 
 
 def reason_numbers(grid: GridRuns) -> dict[tuple[str, str], int]:
@@ -71,18 +88,17 @@ def run_links(ui_url: str | None, experiment_id: str, run_ids: list[str]) -> str
 def every_metric(grid: GridRuns, ui_url: str | None) -> pd.DataFrame:
     """One row per cell, every metric some run logged: mean ± std over the seeds that
     finished, the seed count, links and notes."""
-    finished = grid.finished
-    columns = present((*METRICS, *COSTS), finished)
+    columns = full_columns(grid)
     numbers = reason_numbers(grid)
+    not_applicable = by_cell(grid.slots)
     rows = []
     for cell in ordered_cells(grid.slots, grid.extra_axes):
         slots = grid.slots[grid.slots["cell"] == cell]
         done = slots[slots["status"] == "FINISHED"]
-        row = cell_names(slots.iloc[0], grid.extra_axes)
+        row = cell_names(slots.iloc[0], grid.extra_axes, grid.titles)
         row["seeds"] = f"{len(done)}/{len(slots)}"
         for column in columns:
-            values = pd.to_numeric(done[column.key], errors="coerce") * column.scale
-            row[column.header] = mean_std(values, len(done))
+            row[column.header] = cell_value(done, column, not_applicable.get(cell, {}))
         row["runs"] = run_links(ui_url, grid.experiment.id, list(in_cell_order(done, slots, [])["run_id"]))
         tuned = sorted(set(done["tuned_from"]) - {""})
         notes = [slot_summary(slots, numbers), mixed_runtime(done)] + ([f"tuned ({', '.join(tuned)})"] if tuned else [])
@@ -93,8 +109,10 @@ def every_metric(grid: GridRuns, ui_url: str | None) -> pd.DataFrame:
 
 def metric_values(grid: GridRuns) -> pd.DataFrame:
     """The numbers of `every_metric` as plain values for a CSV: per cell, the seeds
-    finished and expected, and each metric's mean, sample std (ddof = 1) and count."""
+    finished and expected, and each metric's mean, sample std (ddof = 1) and count; all
+    three empty where the metric does not apply to the cell's model."""
     finished = grid.finished
+    not_applicable = by_cell(grid.slots)
     rows = []
     for cell in ordered_cells(grid.slots, grid.extra_axes):
         slots = grid.slots[grid.slots["cell"] == cell]
@@ -103,7 +121,10 @@ def metric_values(grid: GridRuns) -> pd.DataFrame:
         row = {"cell": cell, "model": first["model"], "arch": first["arch"], "dataset": first["dataset"]}
         row.update({axis: first.get(axis) for axis in grid.extra_axes})
         row.update({"seeds_finished": len(done), "seeds_expected": len(slots)})
-        for column in present((*METRICS, *COSTS), finished):
+        for column in full_columns(grid):
+            if column.key in not_applicable.get(cell, {}):
+                row.update({f"{column.key} {what}": None for what in ("mean", "std", "n")})
+                continue
             values = pd.to_numeric(done[column.key], errors="coerce").dropna()
             row.update({f"{column.key} mean": values.mean() if len(values) else None,
                         f"{column.key} std": values.std() if len(values) > 1 else None,
@@ -136,11 +157,14 @@ def unfinished(grid: GridRuns) -> pd.DataFrame:
 
 
 def gaps(grid: GridRuns, ui_url: str | None) -> pd.DataFrame:
-    """Finished runs that lack a metric this version logs (older or interrupted logging)."""
+    """Finished runs that lack a metric this version logs (older or interrupted logging); a
+    metric that does not apply to the run's model is not missing."""
     rows = []
     for _, run in in_cell_order(grid.finished, grid.slots, grid.extra_axes).iterrows():
-        required = [*REQUIRED, *([names.TEST_ELBO] if run["model"] == "vae" else [])]
-        lacking = [k for k in required if k not in run or pd.isna(pd.to_numeric(run[k], errors="coerce"))]
+        required = [*REQUIRED, *([names.TEST_ELBO] if grid.titles.code(run["model"]) == GAUSSIAN else [])]
+        not_applicable = run_reasons(run.get(names.NOT_APPLICABLE))
+        lacking = [k for k in required if k not in not_applicable
+                   and (k not in run or pd.isna(pd.to_numeric(run[k], errors="coerce")))]
         if lacking:
             rows.append({"cell": run["cell"], "seed": run["seed"], "missing": ", ".join(lacking),
                          "run": run_link(ui_url, grid.experiment.id, run["run_id"])})
