@@ -7,6 +7,9 @@ trains."""
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -20,7 +23,7 @@ from aevae.data import DATASETS
 from aevae.models import ARCHS, MODELS, build, check
 from aevae.resolve import resolve
 from aevae.tune.storage import open_storage
-from conftest import PINNED
+from conftest import PINNED, REAL_DATA
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 IWAE = f"{EXAMPLES}/models/iwae.py:IWAE"
@@ -247,3 +250,44 @@ def test_a_study_searches_a_plugins_own_hyperparameter(data_root, tracking_uri, 
     for trial in trials:
         run = client.get_run(trial.user_attrs["mlflow_run_id"])
         assert run.data.params["model_params.samples"] == str(trial.params["model_params.samples"])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not REAL_DATA or not (Path(REAL_DATA) / "MNIST").is_dir(),
+                    reason="needs AEVAE_DATA_DIR with the real MNIST files (Ray's workers read them)")
+def test_a_plugin_grid_runs_through_the_ray_executor(tmp_path):
+    """Ray tasks train plug-in cells: the plug-in's file reaches the workers through Ray's
+    runtime environment, and nobody copies it (the command runs in another folder)."""
+    plugin = tmp_path / "elsewhere" / "mine.py"
+    plugin.parent.mkdir()
+    plugin.write_text((EXAMPLES / "models" / "iwae.py").read_text())
+    driver = tmp_path / "driver"
+    driver.mkdir()
+    (driver / "raygrid.toml").write_text(f"""
+seeds = [0]
+[models]
+mine = "{plugin}:IWAE"
+[base]
+dataset = "mnist"
+epochs = 1
+subset = 500
+val_size = 200
+hidden_dim = 32
+latent_dim = 4
+analysis = false
+[axes]
+model = ["vae", "mine"]
+""")
+    store = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    done = subprocess.run([sys.executable, "-m", "aevae", "bench", "raygrid.toml", "--executor", "ray",
+                           "--ray-address", "local", "--workers", "2", "--tracking-uri", store,
+                           "--data-dir", REAL_DATA, "--no-system-metrics"], cwd=driver, capture_output=True,
+                          text=True, timeout=600, env={**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "at most 2 at once" in done.stdout
+    client = mlflow.MlflowClient(store)
+    runs = client.search_runs([client.get_experiment_by_name("bench/raygrid").experiment_id])
+    assert {r.data.tags["cell"]: r.info.status for r in runs} == {"vae/mlp/mnist": "FINISHED",
+                                                                 "mine/mlp/mnist": "FINISHED"}
+    (mine,) = [r for r in runs if r.data.tags["model"] == "mine"]  # the grid's name for it
+    assert mine.data.tags["model_title"] == "IWAE" and mine.data.tags["worker_task"].startswith("ray:")

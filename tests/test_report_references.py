@@ -169,3 +169,10 @@ def test_the_literature_grid_measures_what_the_published_nlls_measure():
         assert {field: getattr(cell.config, field) for field in reference.measured} == reference.measured
         assert (cell.config.model, cell.config.arch, cell.config.dataset) == (reference.model, reference.arch,
                                                                               reference.dataset)
+
+
+def test_a_plugins_hyperparameter_read_back_as_text_equals_the_number_a_reference_gives():
+    from aevae.report.references import same
+
+    assert same("5", 5) and same("0.25", 0.25) and not same("50", 5) and not same("k", 5)
+    assert same(True, True) and not same("1", True)

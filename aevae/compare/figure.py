@@ -54,7 +54,10 @@ def changes(changes: list[Change], a: str, b: str, rule: Criterion, folder: Path
         sns.barplot(rows, x="change", y="cell", hue="verdict", order=cells, palette=colours,
                     dodge=False, legend=False, ax=ax)
         positions = [cells.index(c) for c in rows["cell"]]  # categorical y: 0, 1, ... in `cells` order
-        ax.errorbar(rows["change"], positions, xerr=[rows["change"] - rows["low"], rows["high"] - rows["change"]],
+        # a change without an interval (one seed) has low = change = high, up to the rounding
+        # of two orders of the same division: never below 0
+        below, above = (rows["change"] - rows["low"]).clip(lower=0), (rows["high"] - rows["change"]).clip(lower=0)
+        ax.errorbar(rows["change"], positions, xerr=[below, above],
                     fmt="none", ecolor="0.25", capsize=2, linewidth=0.8)
         ax.axvline(0, color="0.3", linewidth=0.8)
         ax.set(title=metric, xlabel="change (% of A's mean)", ylabel="")

@@ -152,9 +152,20 @@ def differences(done: pd.DataFrame, wanted: dict[str, Any]) -> list[str]:
     found = []
     for field, theirs in wanted.items():
         ours = run_value(done, field)
-        if ours != theirs:
+        if not same(ours, theirs):
             found.append(f"{field} {shown(ours)} vs {shown(theirs)}")
     return found
+
+
+def same(ours: Any, theirs: Any) -> bool:
+    """Equal values; a plug-in's hyperparameter (`model_params.samples`) is read back from
+    its param as text, its type being the plug-in's, so it equals a number it spells."""
+    if isinstance(ours, str) and isinstance(theirs, (int, float)) and not isinstance(theirs, bool):
+        try:
+            return float(ours) == float(theirs)
+        except ValueError:
+            return False
+    return ours == theirs
 
 
 def difference_text(ours: float, theirs: float) -> str:
