@@ -25,6 +25,7 @@ import importlib.util
 import os
 import re
 import sys
+from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -34,6 +35,9 @@ from aevae.errors import ConfigError
 KINDS = ("model", "arch", "dataset")
 GROUPS = {kind: f"aevae.{kind}s" for kind in KINDS}  # entry-point groups
 _ATTRIBUTE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+# the tables of a grid or study file that name plug-ins, and the kind each names
+PLUGIN_TABLES = {"models": "model", "archs": "arch", "datasets": "dataset"}
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")  # plug-in names go into cell keys and MLflow filter strings
 
 
 class PluginError(ConfigError):
@@ -55,6 +59,52 @@ def name_of(reference: str) -> str:
     else:
         found = Path(reference.rstrip("/" + os.sep)).stem
     return re.sub(r"[^a-z0-9_.-]+", "_", found.lower()).strip("_") or "plugin"
+
+
+@dataclass(frozen=True)
+class DatasetLabels:
+    """What a grid or study file calls a dataset of the user's: its title and its class names
+    (empty: the file's own, or the label numbers)."""
+
+    title: str = ""
+    classes: tuple[str, ...] = ()
+
+
+def plugin_tables(path, data: dict[str, Any], builtins: dict[str, Iterable[str]]
+                  ) -> tuple[dict[tuple[str, str], str], dict[str, DatasetLabels]]:
+    """A grid or study file's [models], [archs] and [datasets]: short names for references (a
+    dataset's entry may be a table of its path, title and class names). A name of a built-in
+    (`builtins` by kind) is refused: the built-in would be found first (see `find`)."""
+    plugins, labels = {}, {}
+    for table, kind in PLUGIN_TABLES.items():
+        entries = data.get(table, {})
+        if not isinstance(entries, dict):
+            raise ConfigError(f'{path}: [{table}] must be a table of names, e.g. [{table}] then a line name = "...".')
+        for name, entry in entries.items():
+            if not _NAME.match(name):
+                raise ConfigError(f"{path}: [{table}] name '{name}' may hold only letters, digits, '_', '.' and '-'.")
+            if name in builtins.get(kind, ()):
+                raise ConfigError(f"{path}: [{table}] {name} is the name of a built-in {kind}; call yours "
+                                  f"something else, e.g. {name}_own.")
+            if kind == "dataset" and isinstance(entry, dict):
+                labels[name] = _dataset_labels(path, name, entry)
+                entry = entry["path"]
+            if not isinstance(entry, str) or not entry.strip():
+                example = "data/images.npz" if kind == "dataset" else "mylab.models:MyModel"
+                raise ConfigError(f'{path}: [{table}] {name} must be a reference, e.g. {name} = "{example}".')
+            plugins[(kind, name)] = entry
+    return plugins, labels
+
+
+def _dataset_labels(path, name: str, entry: dict[str, Any]) -> DatasetLabels:
+    unknown = sorted(set(entry) - {"path", "title", "classes"})
+    if unknown or "path" not in entry:
+        raise ConfigError(f"{path}: [datasets] {name} is a reference, or a table of path (needed), "
+                          f"title and classes; got {', '.join(unknown) or 'no path'}.")
+    classes = entry.get("classes", [])
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise ConfigError(f"{path}: [datasets] {name} classes must be a list of names.")
+    return DatasetLabels(str(entry.get("title", "")), tuple(classes))
 
 
 @functools.cache

@@ -74,7 +74,7 @@ fixed.epochs = 3
     ("[space]\nbatch_size = { choices = [64, 'big'] }", "config field 'batch_size' expects int, got 'big'."),
     ("pruner = 'asha'", "unknown pruner 'asha'; valid pruners: hyperband, median, none."),
     ("[fixed]\nepoch = 3", "unknown config field 'epoch'"),
-    ("trails = 3", "unknown key 'trails'; valid keys: cells, description"),
+    ("trails = 3", "unknown key 'trails'; valid keys: cells, datasets, description"),
     ("[[rule]]\nmodel = 'vae'\nfixed.epochs = 2", "[[rule]] number 1 needs when = {...} with at least one cell field"),
     ("[[rule]]\nwhen = { modle = 'vae' }\nfixed.epochs = 2", "[[rule]] number 1 when: unknown key 'modle'; valid keys: arch, dataset, model."),
     ("[[rule]]\nwhen = { model = 'vae' }\nset.epochs = 2", "[[rule]] number 1: unknown key 'set'; valid keys: fixed, space, when."),

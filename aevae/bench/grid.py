@@ -18,14 +18,15 @@ from typing import Any, Callable
 
 from aevae.bench.defaults import REFERENCES_FILE
 from aevae.config import FIELDS, PLUGIN_PARAMS, TrainConfig, config_hash, parse_value, with_overrides
-from aevae.errors import ConfigError
-from aevae.plugins import is_reference, name_of
-from aevae.resolve import resolve
+from aevae.errors import ConfigError, DataError
+from aevae.plugins import DatasetLabels, is_reference, name_of, plugin_tables
+from aevae.registry import ARCH_TITLES, DATASET_INFO, MODEL_TITLES
+from aevae.resolve import dataset_info, resolve
 
 GRID_KEYS = ("description", "seeds", "base", "axes", "rule", "models", "archs", "datasets")
-PLUGIN_TABLES = {"models": "model", "archs": "arch", "datasets": "dataset"}
 RULE_KEYS = ("when", "set")
 IDENTITY = ("model", "arch", "dataset")  # always in the cell key, in this order
+BUILTINS = {"model": MODEL_TITLES, "arch": ARCH_TITLES, "dataset": DATASET_INFO}
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")  # grid names go into MLflow filter strings
 
 # (model, arch, dataset) -> (config overrides, study name), or None: tuned parameters
@@ -56,22 +57,13 @@ class Grid:
     # (kind, name) -> reference, from [models], [archs] and [datasets] and from references
     # given as values; a cell's config lists the ones it names (TrainConfig.plugins)
     plugins: dict[tuple[str, str], str] = field(default_factory=dict)
-    labels: dict[str, "DatasetLabels"] = field(default_factory=dict)  # a dataset's title and class names
+    labels: dict[str, DatasetLabels] = field(default_factory=dict)  # a dataset's title and class names
 
     def axes_json(self) -> dict[str, list]:
         """The axes as plain JSON values, seeds included (the `grid_axes` experiment tag)."""
         plain = {name: [list(v) if isinstance(v, tuple) else v for v in values]
                  for name, values in self.axes.items()}
         return {**plain, "seed": list(self.seeds)}
-
-
-@dataclass(frozen=True)
-class DatasetLabels:
-    """What a grid calls a dataset of the user's: its title and its class names (empty: the
-    file's own, or the label numbers)."""
-
-    title: str = ""
-    classes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -138,7 +130,7 @@ def parse_grid(path: Path, data: dict[str, Any]) -> Grid:
     if unknown:
         raise ConfigError(f"{path}: unknown key '{unknown[0]}'; valid keys: {', '.join(GRID_KEYS)}.")
     seeds = _seeds(path, data.get("seeds", [0]))
-    plugins, labels = plugin_tables(path, data)
+    plugins, labels = plugin_tables(path, data, BUILTINS)
     base = _named(_fields(path, "[base]", _table(path, "[base]", data.get("base", {}))), plugins)
     axes = {name: tuple(_named({name: v}, plugins)[name] for v in values)
             for name, values in _axes(path, _table(path, "[axes]", data.get("axes", {}))).items()}
@@ -148,31 +140,6 @@ def parse_grid(path: Path, data: dict[str, Any]) -> Grid:
         raise ConfigError(f"{path}: write each rule as a [[rule]] table, with double brackets.")
     rules = tuple(_rule(path, i, table, axes, plugins) for i, table in enumerate(data.get("rule", []), 1))
     return Grid(path.stem, path, str(data.get("description", "")), seeds, base, axes, rules, plugins, labels)
-
-
-def plugin_tables(path: Path, data: dict[str, Any]) -> tuple[dict[tuple[str, str], str], dict[str, DatasetLabels]]:
-    """The grid's [models], [archs] and [datasets]: short names for references (a dataset's
-    entry may be a table of its path, title and class names)."""
-    plugins, labels = {}, {}
-    for table, kind in PLUGIN_TABLES.items():
-        for name, entry in _table(path, f"[{table}]", data.get(table, {})).items():
-            if not _NAME.match(name):
-                raise ConfigError(f"{path}: [{table}] name '{name}' may hold only letters, digits, '_', '.' and '-'.")
-            if kind == "dataset" and isinstance(entry, dict):
-                unknown = sorted(set(entry) - {"path", "title", "classes"})
-                if unknown or "path" not in entry:
-                    raise ConfigError(f"{path}: [datasets] {name} is a reference, or a table of path (needed), "
-                                      f"title and classes; got {', '.join(unknown) or 'no path'}.")
-                classes = entry.get("classes", [])
-                if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
-                    raise ConfigError(f"{path}: [datasets] {name} classes must be a list of names.")
-                labels[name] = DatasetLabels(str(entry.get("title", "")), tuple(classes))
-                entry = entry["path"]
-            if not isinstance(entry, str) or not entry.strip():
-                example = "data/images.npz" if kind == "dataset" else "mylab.models:MyModel"
-                raise ConfigError(f'{path}: [{table}] {name} must be a reference, e.g. {name} = "{example}".')
-            plugins[(kind, name)] = entry
-    return plugins, labels
 
 
 def _named(fields: dict[str, Any], plugins: dict[tuple[str, str], str]) -> dict[str, Any]:
@@ -320,7 +287,20 @@ def _cell(grid: Grid, fields: dict[str, Any], tuned_from: str | None) -> Cell:
     varying = [name for name, values in grid.axes.items() if len(values) > 1 and name not in IDENTITY]
     key = "/".join([cfg.model, cfg.arch, cfg.dataset]
                    + [f"{name}={format_value(field_value(cfg, name))}" for name in varying])
-    return Cell(grid.name, key, cfg, tuned_from, grid.labels.get(cfg.dataset))
+    labels = grid.labels.get(cfg.dataset)
+    if labels is not None and labels.classes:
+        _check_classes(grid, cfg, labels)
+    return Cell(grid.name, key, cfg, tuned_from, labels)
+
+
+def _check_classes(grid: Grid, cfg: TrainConfig, labels: DatasetLabels) -> None:
+    """Class names that are not one per label fail with the grid, not in every cell."""
+    from aevae.data.files import relabel  # the dataset is read already (resolve)
+
+    try:
+        relabel(dataset_info(cfg), labels.title, labels.classes)
+    except DataError as exc:
+        raise DataError(f"{grid.path}: {exc}") from None
 
 
 def field_value(cfg: TrainConfig, name: str) -> Any:

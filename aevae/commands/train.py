@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from aevae.machine import pick_device
 
     pick_device(cfg.device)  # a device this machine lacks fails before anything is created
-    splits = data.load(cfg.dataset, args.data_dir, cfg.val_size, cfg.subset)
+    splits = data.load(cfg.dataset, args.data_dir, cfg.val_size, cfg.subset, cfg.plugins)
     # training and MLflow load only once the data is at hand: seconds saved on a failure
     from aevae.resolve import resolve
     from aevae.training.loop import RunOptions, train

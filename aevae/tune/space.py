@@ -45,6 +45,8 @@ import optuna
 from aevae.config import FIELDS, TrainConfig, field_type, parse_value, validate, with_overrides
 from aevae.resolve import dataset_info, resolve
 from aevae.errors import ConfigError, unknown_name
+from aevae.plugins import plugin_tables
+from aevae.registry import DATASET_INFO
 from aevae.tune.defaults import DEFAULT_STUDIES_DIR
 
 CELL_AXES = ("model", "arch", "dataset")
@@ -77,7 +79,7 @@ NOT_SEARCHED = ("seed", "val_size", "subset", "recon_loss", "pixel_tol", "binari
 # set file fixes it: no frames (per-epoch images of the validation split), since a study's
 # dozens of short trials are read as numbers, not watched.
 TRIAL_DEFAULTS = {"image_every": 0}
-SET_KEYS = {"description", "trials", "pruner", "seed", "cells", "fixed", "space", "rule"}
+SET_KEYS = {"description", "trials", "pruner", "seed", "cells", "fixed", "space", "rule", "datasets"}
 
 
 @dataclass(frozen=True)
@@ -198,7 +200,8 @@ def _matches(rule: Any, cell: dict[str, str], where: str) -> bool:
                for name, accepted in rule["when"].items())
 
 
-def _study(set_name: str, doc: dict, cell: dict[str, str], where: str) -> StudySpec:
+def _study(set_name: str, doc: dict, cell: dict[str, str], where: str,
+           plugins: dict[tuple[str, str], str]) -> StudySpec:
     """Merge the set's fixed fields and space with the rules matching `cell`, and check them."""
     fixed, raw_space = dict(doc.get("fixed", {})), dict(doc.get("space", {}))
     for index, rule in enumerate(doc.get("rule", []), 1):
@@ -211,7 +214,8 @@ def _study(set_name: str, doc: dict, cell: dict[str, str], where: str) -> StudyS
         if name in raw_space:
             raise ConfigError(f"{where}: '{name}' is both fixed and searched; keep one.")
     space = tuple(parse_param(name, spec, where) for name, spec in raw_space.items())
-    base = validate(with_overrides(TrainConfig(), {**TRIAL_DEFAULTS, **cell, **fixed}))
+    mapped = [(kind, name, plugins[(kind, name)]) for kind, name in cell.items() if (kind, name) in plugins]
+    base = validate(with_overrides(TrainConfig(), {**TRIAL_DEFAULTS, **cell, **fixed, "plugins": mapped}))
     key = "/".join(cell[a] for a in CELL_AXES)
     pruner = doc.get("pruner", "median")
     if pruner not in PRUNERS:
@@ -253,7 +257,8 @@ def load_set(path: Path) -> list[StudySpec]:
         raise ConfigError(f"{where} cannot be read ({exc}).") from None
     try:
         _check_keys(doc, SET_KEYS, where)
-        return [_study(path.stem, doc, cell, where) for cell in _cells(doc.get("cells", {}), where)]
+        plugins, _ = plugin_tables(where, doc, {"dataset": DATASET_INFO})  # as a grid's (bench/grid.py)
+        return [_study(path.stem, doc, cell, where, plugins) for cell in _cells(doc.get("cells", {}), where)]
     except ConfigError as exc:
         if where in str(exc):
             raise
