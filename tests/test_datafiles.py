@@ -155,8 +155,11 @@ LABELS = np.zeros(4, np.uint8)
      "{p}: y_train holds the label -1: labels are class numbers 0 to K-1."),
     (dict(x_train=GOOD, x_test=GOOD[:0]),
      "{p}: x_test holds no images: save at least one image in each split."),
+    (dict(x_train=GOOD, y_train=LABELS + 2, x_test=GOOD, y_test=LABELS, class_names=np.array(["a", "b"])),
+     "{p}: class_names must be a list of 3 or more names (strings), one per label from 0 to 2; it holds <U1 of "
+     "shape (2,)."),
 ], ids=["float", "int64", "range", "counts", "no-test", "one-split-labelled", "channels-first", "sizes",
-        "float-labels", "negative-label", "empty-test"])
+        "float-labels", "negative-label", "empty-test", "class-names"])
 def test_bad_npz_files_are_one_sentence(tmp_path, arrays, sentence):
     path = bad_npz(tmp_path, **arrays)
     with pytest.raises(DataError) as caught:
