@@ -14,6 +14,12 @@ from pathlib import Path
 from aevae.errors import AevaeError
 
 
+def cache_dir() -> Path:
+    """aevae's cache (reference classifiers, decoded image folders): `$AEVAE_CACHE_DIR`, else
+    `~/.cache/aevae`; never a data folder, which may be read-only."""
+    return Path(os.environ.get("AEVAE_CACHE_DIR") or Path.home() / ".cache" / "aevae")
+
+
 class FolderError(AevaeError):
     """A folder that cannot be written, or a path that is not a folder."""
 

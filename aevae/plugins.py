@@ -54,37 +54,6 @@ class DatasetLabels:
     classes: tuple[str, ...] = ()
 
 
-def plugin_tables(where: str, data: dict[str, Any], base: Path | None = None
-                  ) -> tuple[dict[tuple[str, str], str], dict[str, DatasetLabels]]:
-    """A grid's or study file's [models], [archs] and [datasets]: short names for references
-    ((kind, name) -> reference; a relative path is taken from the file's folder `base`), and
-    the titles and class names a [datasets] entry may give as a table of its path, title and
-    classes. Errors name the file."""
-    plugins, labels = {}, {}
-    for table, kind in TABLES.items():
-        entries = data.get(table, {})
-        if not isinstance(entries, dict):
-            raise PluginError(f"{where}: [{table}] must be a table of name = reference.")
-        for name, entry in entries.items():
-            if not _NAME.match(name):
-                raise PluginError(f"{where}: [{table}] name '{name}' may hold only letters, digits, '_', '.' and '-'.")
-            if kind == "dataset" and isinstance(entry, dict):
-                unknown = sorted(set(entry) - {"path", "title", "classes"})
-                if unknown or "path" not in entry:
-                    raise PluginError(f"{where}: [datasets] {name} is a reference, or a table of path (needed), "
-                                      f"title and classes; got {', '.join(unknown) or 'no path'}.")
-                classes = entry.get("classes", [])
-                if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
-                    raise PluginError(f"{where}: [datasets] {name} classes must be a list of names.")
-                labels[name] = DatasetLabels(str(entry.get("title", "")), tuple(classes))
-                entry = entry["path"]
-            if not isinstance(entry, str) or not entry.strip():
-                example = "data/images.npz" if kind == "dataset" else "mylab.models:MyModel"
-                raise PluginError(f'{where}: [{table}] {name} must be a reference, e.g. {name} = "{example}".')
-            plugins[(kind, name)] = anchored(entry, base)
-    return plugins, labels
-
-
 def named(fields: dict[str, Any], plugins: dict[tuple[str, str], str], base: Path | None = None) -> dict[str, Any]:
     """`fields` with a model, arch or dataset given as a reference replaced by its name
     (`name_of`); `plugins` learns the reference (a relative path taken from `base`)."""
@@ -124,6 +93,56 @@ def name_of(reference: str) -> str:
     else:
         found = Path(reference.rstrip("/" + os.sep)).stem
     return re.sub(r"[^a-z0-9_.-]+", "_", found.lower()).strip("_") or "plugin"
+
+
+@dataclass(frozen=True)
+class DatasetLabels:
+    """What a grid or study file calls a dataset of the user's: its title and its class names
+    (empty: the file's own, or the label numbers)."""
+
+    title: str = ""
+    classes: tuple[str, ...] = ()
+
+
+def plugin_tables(path, data: dict[str, Any], base: Path | None = None
+                  ) -> tuple[dict[tuple[str, str], str], dict[str, DatasetLabels]]:
+    """A grid or study file's [models], [archs] and [datasets]: short names for references (a
+    relative path is taken from the file's folder `base`; a dataset's entry may be a table of
+    its path, title and class names). A built-in's name is refused: the built-in would be
+    found first (see `find`). Errors name the file."""
+    from aevae.registry import ARCH_TITLES, DATASET_INFO, MODEL_TITLES
+
+    builtins = {"model": MODEL_TITLES, "arch": ARCH_TITLES, "dataset": DATASET_INFO}
+    plugins, labels = {}, {}
+    for table, kind in TABLES.items():
+        entries = data.get(table, {})
+        if not isinstance(entries, dict):
+            raise PluginError(f'{path}: [{table}] must be a table of names, e.g. [{table}] then a line name = "...".')
+        for name, entry in entries.items():
+            if not _NAME.match(name):
+                raise PluginError(f"{path}: [{table}] name '{name}' may hold only letters, digits, '_', '.' and '-'.")
+            if name in builtins.get(kind, ()):
+                raise PluginError(f"{path}: [{table}] {name} is the name of a built-in {kind}; call yours "
+                                  f"something else, e.g. {name}_own.")
+            if kind == "dataset" and isinstance(entry, dict):
+                labels[name] = _dataset_labels(path, name, entry)
+                entry = entry["path"]
+            if not isinstance(entry, str) or not entry.strip():
+                example = "data/images.npz" if kind == "dataset" else "mylab.models:MyModel"
+                raise PluginError(f'{path}: [{table}] {name} must be a reference, e.g. {name} = "{example}".')
+            plugins[(kind, name)] = anchored(entry, base)
+    return plugins, labels
+
+
+def _dataset_labels(path, name: str, entry: dict[str, Any]) -> DatasetLabels:
+    unknown = sorted(set(entry) - {"path", "title", "classes"})
+    if unknown or "path" not in entry:
+        raise PluginError(f"{path}: [datasets] {name} is a reference, or a table of path (needed), "
+                          f"title and classes; got {', '.join(unknown) or 'no path'}.")
+    classes = entry.get("classes", [])
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise PluginError(f"{path}: [datasets] {name} classes must be a list of names.")
+    return DatasetLabels(str(entry.get("title", "")), tuple(classes))
 
 
 @functools.cache

@@ -9,7 +9,7 @@ the same keys, and a test holds them to it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,9 @@ class DatasetInfo:
     """Reconstruction term of a config that leaves `recon_loss` empty: 'bce' or 'mse'."""
     binary_ok: bool
     """Whether dynamic binarization makes sense (near-binary images, the MNIST family)."""
+    train_images: int = field(default=0, kw_only=True)
+    """Images of the training split, validation included; 0 where it is not known without
+    reading the files (the built-ins); a dataset of the user's is read to know the rest."""
 
 
 _FASHION_CLASSES = (

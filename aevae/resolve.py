@@ -25,6 +25,10 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
     if cfg.binarize and not info.binary_ok:
         raise ConfigError(f"binarize applies to near-binary grey images (the MNIST family), not to "
                           f"'{cfg.dataset}'.")
+    # the count is known for a dataset of the user's (read by now), not for a built-in (0)
+    if info.train_images and cfg.val_size >= info.train_images:
+        raise ConfigError(f"val_size {cfg.val_size} leaves no training images out of the {info.train_images} of "
+                          f"'{cfg.dataset}': set val_size below that, e.g. val_size = {max(1, info.train_images // 10)}.")
     return dataclasses.replace(
         cfg,
         latent_dim=cfg.latent_dim or info.default_latent,

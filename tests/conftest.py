@@ -68,6 +68,41 @@ def write_mnist_family(root: Path, spec, n_train: int, n_test: int, seed: int = 
     return written
 
 
+def write_npz(path: Path, n_train: int = 300, n_test: int = 100, shape: tuple[int, int, int] = (1, 28, 28),
+              labelled: bool = True, seed: int = 0, **extra: np.ndarray) -> Path:
+    """An .npz dataset in Keras's layout (x_train [N,H,W] for grey images, [N,H,W,3] for colour
+    ones; y_train and y_test 0 to 9 unless not `labelled`), of MNIST-like images."""
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        labels = rng.integers(0, 10, size=n).astype(np.uint8)
+        images = class_images(labels, shape, rng).transpose(0, 2, 3, 1)
+        arrays[f"x_{split}"] = images[..., 0] if shape[0] == 1 else images
+        if labelled:
+            arrays[f"y_{split}"] = labels
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **{**arrays, **extra})
+    return path
+
+
+def write_image_folder(root: Path, shape: tuple[int, int, int] = (1, 12, 12), per_class: tuple[int, int] = (10, 4),
+                       classes: tuple[str, ...] = ("circle", "square", "triangle"), suffix: str = ".png",
+                       seed: int = 0) -> Path:
+    """A folder of images in class folders under train/ and test/ (`per_class` images per class
+    and split), grey (mode L) or colour (RGB), as PNG or JPEG."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for split, n in zip(("train", "test"), per_class):
+        for label, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            images = class_images(np.full(n, label * 3), shape, rng).transpose(0, 2, 3, 1)
+            for i, pixels in enumerate(images):
+                Image.fromarray(pixels[..., 0] if shape[0] == 1 else pixels).save(folder / f"{i:03d}{suffix}")
+    return root
+
+
 def cifar_batches(n_per_batch: int, seed: int = 0) -> dict[str, bytes]:
     """The six CIFAR-10 pickle batches, small, in the real format."""
     rng = np.random.default_rng(seed)

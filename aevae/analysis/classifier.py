@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from aevae.data import ImageSet, Splits
+from aevae.folders import cache_dir
 
 VERSION = "cnn-v1"  # bump when the architecture or its training changes
 EPOCHS = 5
@@ -37,7 +38,7 @@ FEATURES = 128  # width of the penultimate layer, the Frechet feature space
 
 
 class ReferenceNet(nn.Module):
-    """Two stride-2 5x5 convolutions, a 128-unit hidden layer (the features), 10 logits.
+    """Two stride-2 5x5 convolutions, a 128-unit hidden layer (the features), a logit per class.
 
     Strided convolutions instead of conv + max-pool: a tenth of the cost per image on a CPU
     at about the same accuracy, and every run scores thousands of generated images."""
@@ -53,7 +54,7 @@ class ReferenceNet(nn.Module):
         self.head = nn.Linear(FEATURES, classes)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(features `[B,128]`, logits `[B,10]`) of images on [0,1]."""
+        """(features `[B,128]`, logits `[B,classes]`) of images on [0,1]."""
         features = self.body(x)
         return features, self.head(features)
 
@@ -72,7 +73,7 @@ class ReferenceClassifier:
 
     @torch.no_grad()
     def score(self, images: torch.Tensor, batch: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
-        """(features `[N,128]` float64, softmax probabilities `[N,10]`) of images on [0,1]."""
+        """(features `[N,128]` float64, softmax probabilities `[N,classes]`) of images on [0,1]."""
         self.net.eval()
         features, probs = [], []
         for start in range(0, len(images), batch):
@@ -82,14 +83,12 @@ class ReferenceClassifier:
         return torch.cat(features), torch.cat(probs)
 
 
-def cache_dir() -> Path:
-    """`$AEVAE_CACHE_DIR`, else `~/.cache/aevae`."""
-    return Path(os.environ.get("AEVAE_CACHE_DIR") or Path.home() / ".cache" / "aevae")
-
-
 def cache_key(splits: Splits, epochs: int, seed: int) -> str:
     """A digest of everything that decides the classifier: the data, the code, the budget."""
-    digest = hashlib.blake2b(f"{VERSION}/{epochs}/{seed}/{splits.spec.shape}".encode(), digest_size=8)
+    classes = len(splits.spec.classes)
+    # the class count enters the key only where it is not ten, so the built-ins' entries keep their keys
+    head = f"{VERSION}/{epochs}/{seed}/{splits.spec.shape}" + ("" if classes == 10 else f"/{classes}")
+    digest = hashlib.blake2b(head.encode(), digest_size=8)
     for images in (splits.train, splits.test):
         digest.update(images.images.cpu().numpy().tobytes())
         digest.update(images.labels.cpu().numpy().tobytes())
@@ -103,18 +102,18 @@ def reference(splits: Splits, epochs: int = EPOCHS, seed: int = SEED) -> Referen
     if path.is_file():
         return _load(path, splits, key)
     started = time.perf_counter()
-    net = train_net(splits.train, splits.spec.shape, epochs, seed)
+    net = train_net(splits.train, splits.spec.shape, len(splits.spec.classes), epochs, seed)
     found = _finish(net, splits.test, key, from_cache=False, seconds=time.perf_counter() - started)
     _save(path, found)
     return found
 
 
-def train_net(images: ImageSet, shape: tuple[int, int, int], epochs: int, seed: int) -> ReferenceNet:
+def train_net(images: ImageSet, shape: tuple[int, int, int], classes: int, epochs: int, seed: int) -> ReferenceNet:
     """Adam on cross-entropy, seeded batch order and weights; leaves the global RNG as it was."""
     images = images.to(torch.device("cpu"))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = ReferenceNet(shape)
+        net = ReferenceNet(shape, classes)
         optimizer = torch.optim.Adam(net.parameters(), lr=LR)
         order_generator = torch.Generator().manual_seed(seed)
         net.train()
@@ -154,7 +153,7 @@ def _save(path: Path, found: ReferenceClassifier) -> None:
 
 def _load(path: Path, splits: Splits, key: str) -> ReferenceClassifier:
     state = torch.load(path, map_location="cpu", weights_only=True)
-    net = ReferenceNet(splits.spec.shape)
+    net = ReferenceNet(splits.spec.shape, len(splits.spec.classes))
     net.load_state_dict(state["weights"])
     return ReferenceClassifier(net.eval(), key, state["test_accuracy"], state["test_mean"],
                      state["test_covariance"], from_cache=True, train_seconds=state["train_seconds"])

@@ -18,9 +18,9 @@ from typing import Any, Callable
 
 from aevae.bench.defaults import REFERENCES_FILE
 from aevae.config import FIELDS, PLUGIN_PARAMS, TrainConfig, config_hash, field_value, parse_value, with_overrides
-from aevae.errors import ConfigError
+from aevae.errors import ConfigError, DataError
 from aevae.plugins import DatasetLabels, named, plugin_tables
-from aevae.resolve import resolve
+from aevae.resolve import dataset_info, resolve
 
 GRID_KEYS = ("description", "seeds", "base", "axes", "rule", "models", "archs", "datasets")
 RULE_KEYS = ("when", "set")
@@ -55,7 +55,7 @@ class Grid:
     # (kind, name) -> reference, from [models], [archs] and [datasets] and from references
     # given as values; a cell's config lists the ones it names (TrainConfig.plugins)
     plugins: dict[tuple[str, str], str] = field(default_factory=dict)
-    labels: dict[str, "DatasetLabels"] = field(default_factory=dict)  # a dataset's title and class names
+    labels: dict[str, DatasetLabels] = field(default_factory=dict)  # a dataset's title and class names
 
     def axes_json(self) -> dict[str, list]:
         """The axes as plain JSON values, seeds included (the `grid_axes` experiment tag)."""
@@ -274,7 +274,20 @@ def _cell(grid: Grid, fields: dict[str, Any], tuned_from: str | None) -> Cell:
     varying = [name for name, values in grid.axes.items() if len(values) > 1 and name not in IDENTITY]
     key = "/".join([cfg.model, cfg.arch, cfg.dataset]
                    + [f"{name}={format_value(field_value(cfg, name))}" for name in varying])
-    return Cell(grid.name, key, cfg, tuned_from, grid.labels.get(cfg.dataset))
+    labels = grid.labels.get(cfg.dataset)
+    if labels is not None and labels.classes:
+        _check_classes(grid, cfg, labels)
+    return Cell(grid.name, key, cfg, tuned_from, labels)
+
+
+def _check_classes(grid: Grid, cfg: TrainConfig, labels: DatasetLabels) -> None:
+    """Class names that are not one per label fail with the grid, not in every cell."""
+    from aevae.data.files import relabel  # the dataset is read already (resolve)
+
+    try:
+        relabel(dataset_info(cfg), labels.title, labels.classes)
+    except DataError as exc:
+        raise DataError(f"{grid.path}: {exc}") from None
 
 
 

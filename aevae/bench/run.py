@@ -31,7 +31,7 @@ from aevae.bench.outcomes import GridSummary, Outcome
 from aevae.bench.runner import BenchContext, CellJob, run_job
 from aevae.data import data_root
 from aevae.resolve import dataset_info
-from aevae.errors import ConfigError
+from aevae.errors import ConfigError, DataError
 from aevae.executors import Executor, ExecutorOptions, Job, Lost, NotRun, Stopped, open_executor
 from aevae.folders import FolderError
 from aevae.redact import redact
@@ -129,7 +129,9 @@ def run_grid(request: BenchRequest, executor: ExecutorOptions = ExecutorOptions(
 
 def _run(grid: Grid, cells: list[Cell], selected: list[Cell], ctx: BenchContext, store: RunStore,
          executor: Executor, started: float, request: BenchRequest) -> GridSummary:
-    finished = {} if request.force else claims.finished_runs(store, ctx.experiment_id, grid.name, ctx.version)
+    done = claims.finished_runs(store, ctx.experiment_id, grid.name, ctx.version)
+    check_data_unchanged(grid, cells, done)
+    finished = {} if request.force else done
     skipped = [Outcome.from_run(c, "skipped", finished[c.config_hash])
                for c in selected if c.config_hash in finished]
     todo = [c for c in selected if c.config_hash not in finished]
@@ -158,6 +160,24 @@ def _run(grid: Grid, cells: list[Cell], selected: list[Cell], ctx: BenchContext,
     summary = save(summarize(grid, selected, skipped + progress.outcomes, started), csv_path)
     print(runs_line(store.tracking_uri, ctx.experiment_id))
     return summary
+
+
+def check_data_unchanged(grid: Grid, cells: list[Cell], finished: dict) -> None:
+    """Stop before anything trains when a dataset file of the user's changed since finished
+    runs of this version recorded its sha256: the version's cells would not share their data,
+    and its report would mix them."""
+    for cell in cells:
+        run = finished.get(cell.config_hash)
+        recorded = run.tags.get(names.DATASET_DIGEST) if run is not None else None
+        if not recorded:
+            continue
+        info = dataset_info(cell.config)  # read once per process, and again only once the file changes
+        now = getattr(info, "digest", None)
+        if now and now != recorded:
+            where = getattr(info, "path", info.name)
+            raise DataError(f"{where} changed since this version of grid {grid.name} trained on it (sha256 "
+                            f"{recorded[:12]} then, {now[:12]} now): restore the file, or run the grid as a new "
+                            f"version with --label (e.g. --label data-{now[:7]}).")
 
 
 def runs_line(tracking_uri: str, experiment_id: str) -> str:

@@ -17,6 +17,7 @@ from aevae.bench import claims
 from aevae.bench.grid import Cell
 from aevae.bench.outcomes import Outcome
 from aevae.config import params
+from aevae.data import relabelled
 from aevae.errors import AevaeError, ConfigError, debugging
 from aevae.executors import WorkerEnv
 from aevae.redact import redact
@@ -100,6 +101,8 @@ def run_cell(cell: Cell, ctx: BenchContext, datasets, task: str | None = None) -
             # params first, so a cell that fails before training still shows its whole config
             store.log_params(run_id, params(cell.config))
             splits = datasets.get(cell.config, ctx.data_dir)
+            if cell.labels is not None:  # the grid's title and class names of a dataset of the user's
+                splits = relabelled(splits, cell.labels.title, cell.labels.classes)
             tracker = MlflowTracker(ctx.tracking_uri, ctx.experiment, run_id=run_id,  # the claimed run
                                     entry_point=names.ENTRY_BENCH, system_metrics=ctx.system_metrics)
             train(cell.config, splits, tracker, options=RunOptions(cell.run_name, bench_tags(cell, ctx.version),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, is_dataclass, replace
 from functools import cached_property
 from typing import Iterator
 
@@ -105,9 +105,19 @@ def dataset_spec(name: str, mapped=()) -> DatasetSpec:
     """The dataset `name`: a built-in, a name `mapped` ((kind, name, reference) triples, a
     config's `plugins`) gives a file, a folder or a code reference, or an installed package's
     entry point (aevae.plugins.find, the one door)."""
-    from aevae.data.files import open_reference
+    from aevae.data.files import made, open_reference
 
-    return find("dataset", name, mapped, DATASETS, opener=open_reference)
+    spec = made(find("dataset", name, mapped, DATASETS, opener=open_reference))  # an entry point's may be a function
+    # a file goes by its stem, but a grid may call it otherwise ([datasets] mine = "x.npz")
+    return replace(spec, name=name) if spec.name != name and is_dataclass(spec) else spec
+
+
+def relabelled(splits: Splits, title: str = "", classes: tuple[str, ...] = ()) -> Splits:
+    """The splits, their dataset titled and its classes named as a grid or study file says
+    (the run's dataset_title tag, its figures' legends); the names must be one per class."""
+    from aevae.data.files import relabel
+
+    return replace(splits, spec=relabel(splits.spec, title, classes))
 
 
 def read(name: str, data_dir: str | None = None, mapped=()) -> Arrays:
@@ -115,7 +125,7 @@ def read(name: str, data_dir: str | None = None, mapped=()) -> Arrays:
     the slow part of `load`, which an executor may do once per machine and share."""
     spec = dataset_spec(name, mapped)
     root = data_root(data_dir)
-    if os.path.isfile(root):
+    if name in DATASETS and os.path.isfile(root):  # a file of the user's has its own path
         raise DataError(f"the data root {root} is a file; point --data-dir (or AEVAE_DATA_DIR) at the "
                         f"folder that holds the datasets (MNIST/raw/, FashionMNIST/raw/, ...).")
     return spec.arrays(root)
@@ -153,4 +163,4 @@ def load(name: str, data_dir: str | None = None, val_size: int = 5000, subset: i
 
 
 __all__ = ["DATASETS", "Arrays", "DatasetSpec", "ImageSet", "Splits", "data_root", "dataset_spec", "eval_batches",
-           "load", "read", "split"]
+           "load", "read", "relabelled", "split"]
