@@ -74,8 +74,17 @@ class TrainConfig:
         "small models train faster in fp32), 'bf16' or 'fp32'."
     )
     memory_format: str = _doc(
-        "auto", "'auto' (channels-last for conv nets on CPU, where benchmarks/time_to_quality.py "
-        "measured the MNIST-family conv cells faster; contiguous elsewhere), 'channels_last' or 'contiguous'."
+        "auto", "'auto' (measured on this machine at first use, for conv nets: "
+        "aevae.training.measured), 'channels_last' or 'contiguous'. How a step computes, not what."
+    )
+    transposed_conv: str = _doc(
+        "auto", "A transposed convolution to an image's channels as oneDNN's kernel ('native') or as a "
+        "matrix product and a fold ('fold': aevae.models.fold); 'auto' measures which is faster on this "
+        "machine. How a step computes, not what."
+    )
+    compile: str = _doc(
+        "auto", "The training loss through torch.compile ('on') or eager ('off'); 'auto' measures it for "
+        "runs long enough to pay its compile time. How a step computes, not what."
     )
     device: str = _doc("auto", "'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'.")
     image_every: int | None = _doc(
@@ -126,6 +135,7 @@ _HINTS = typing.get_type_hints(TrainConfig)
 # Config fields of a plug-in's own hyperparameters, by the kind of plug-in that declares them.
 PLUGIN_PARAMS = {"model_params": "model", "arch_params": "arch"}
 PLUGINS = "plugins"
+MEASURED = ("transposed_conv", "compile")  # how a step computes, measured where 'auto'
 NAMED = ("model", "arch", "dataset")  # fields that name a plug-in (or a built-in)
 # Fields the command line does not offer: the plug-ins come from references and files.
 NOT_OPTIONS = (PLUGINS,)
@@ -306,6 +316,9 @@ def config_hash(cfg: TrainConfig) -> str:
     for name in (*PLUGIN_PARAMS, PLUGINS):
         if not values[name]:
             del values[name]
+    for name in MEASURED:  # newer than the digest: at 'auto' they leave it as it was
+        if values[name] == "auto":
+            del values[name]
     code = plugin_code(cfg)
     if code:
         values["plugin_code"] = code
@@ -363,6 +376,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         (cfg.memory_format in ("auto", "channels_last", "contiguous"),
          "memory_format must be 'auto', 'channels_last' or 'contiguous'"),
         (cfg.device in ("auto", "cpu", "cuda"), "device must be 'auto', 'cpu' or 'cuda'"),
+        (cfg.transposed_conv in ("auto", "native", "fold"), "transposed_conv must be 'auto', 'native' or 'fold'"),
+        (cfg.compile in ("auto", "on", "off"), "compile must be 'auto', 'on' or 'off'"),
         (cfg.image_every is None or cfg.image_every >= 0,
          "image_every must be 0 (no frames), a positive count of epochs, or none (automatic)"),
         (cfg.tsne_points == 0 or cfg.tsne_points >= 10, "tsne_points must be 0 (off) or at least 10"),

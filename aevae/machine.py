@@ -94,20 +94,9 @@ def uses_bf16(precision: str, device) -> bool:
     return device.type != "cuda" and cpu().has_bf16
 
 
-def uses_channels_last(memory_format: str, arch: str, device) -> bool:
-    """Whether a run keeps its conv weights and activations channels-last. 'auto' does for
-    conv nets on CPU, where benchmarks/time_to_quality.py measured the MNIST conv cells
-    reaching their targets 1.16-1.22x sooner (oneDNN's stride-2 and 1-channel convolutions
-    are faster in NHWC); an MLP has nothing it would change. Not on CUDA: on an H100,
-    benchmarks/device_check.py measured the conv AE 1.09-1.12x slower per epoch
-    channels-last and the conv VAE no faster."""
-    if memory_format != "auto":
-        return memory_format == "channels_last"
-    return arch == "conv" and device.type == "cpu"
-
-
 def auto_workers() -> int:
-    """`--workers auto`: one single-thread worker per core on CPU, since these small models
+    """`--workers auto` where nothing is measured (aevae tune; aevae bench measures it,
+    aevae.bench.pool): one single-thread worker per core on CPU, since these small models
     use a second thread poorly (benchmarks/README.md has what it did to the lab grid on a
     2-core CPU); one worker where CUDA is present, which the cells would share."""
     if cuda_available():
@@ -132,12 +121,11 @@ def header_lines() -> list[str]:
     device = pick_device("auto")
     flags = " ".join(found.named_flags) or "none of " + ", ".join(NAMED_FLAGS)
     workers = auto_workers()
-    conv_format = "channels_last" if uses_channels_last("auto", "conv", device) else "contiguous"
     return [
         f"machine: {found.model}, {usable_cores()} usable cores; flags: {flags}",
         f"torch {torch.__version__} (CPU capability {torch.backends.cpu.get_cpu_capability()}), "
         f"oneDNN {onednn_version() or 'unknown'}, {torch.get_num_threads()} threads",
         f"auto resolves to: device {device.type}, precision {'bf16' if uses_bf16('auto', device) else 'fp32'}, "
-        f"memory_format {conv_format} for conv nets (contiguous for MLPs), "
-        f"workers {workers} ({max(1, usable_cores() // workers)} thread(s) each)",
+        f"workers {workers} ({max(1, usable_cores() // workers)} thread(s) each; aevae bench measures its own); "
+        f"memory_format, transposed_conv and compile are measured per model at first use",
     ]

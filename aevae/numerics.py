@@ -1,10 +1,14 @@
-"""How a run computes: on which device, in which precision and in which memory layout. One
+"""How a run computes: on which device, in which precision, in which memory layout, with
+which formulation of its transposed convolutions and whether its loss is compiled. One
 object, made once per run from its config and the machine, and handed to everything that
 runs the model (training, evaluation, frames, figures, the analysis), so the choice is made
 in one place and named one way.
 
-`precision`, `memory_format` and `device` are config fields ('auto' lets the machine
-decide: aevae.machine); the resolved choice is recorded on every run as tags.
+`precision`, `memory_format`, `transposed_conv`, `compile` and `device` are config fields.
+'auto' precision and device are decided by the machine's flags (aevae.machine); the other
+three change how a step computes but not what, and 'auto' has them measured on the machine
+(aevae.training.measured), which `Numerics.of` leaves at their reference values. The
+resolved choice is recorded on every run as tags.
 """
 
 from __future__ import annotations
@@ -15,23 +19,31 @@ from dataclasses import dataclass
 import torch
 
 from aevae.config import TrainConfig
-from aevae.machine import pick_device, uses_bf16, uses_channels_last
+from aevae.machine import pick_device, uses_bf16
+from aevae.models.fold import fold_transposed_convolutions
 
 
 @dataclass(frozen=True)
 class Numerics:
     """The device, whether the forward pass autocasts to bf16 (weights and optimiser state
-    stay fp32), and whether conv weights and activations are kept channels-last."""
+    stay fp32), whether conv weights and activations are kept channels-last, whether
+    transposed convolutions to an image's channels are a matrix product and a fold, whether
+    the training loss is compiled, and how those three were chosen."""
 
     device: torch.device
     bf16: bool = False
     channels_last: bool = False
+    fold: bool = False
+    compile: bool = False
+    settings_source: str = "config"  # aevae.training.measured.Choice.source
 
     @classmethod
     def of(cls, cfg: TrainConfig) -> "Numerics":
-        """What `cfg` asks for, its `auto`s resolved on this machine."""
+        """What `cfg` asks for: its device and precision resolved on this machine, the
+        measured settings at their fixed value, or at the reference one where 'auto'."""
         device = pick_device(cfg.device)
-        return cls(device, uses_bf16(cfg.precision, device), uses_channels_last(cfg.memory_format, cfg.arch, device))
+        return cls(device, uses_bf16(cfg.precision, device), cfg.memory_format == "channels_last",
+                   cfg.transposed_conv == "fold", cfg.compile == "on")
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """The context of a forward pass: bf16 autocast, or nothing."""
@@ -43,7 +55,20 @@ class Numerics:
         """The model on the device, in the memory layout (inputs follow the weights' format
         inside each convolution, so only the model is converted)."""
         model = model.to(self.device)
+        if self.fold:
+            fold_transposed_convolutions(model)
         return model.to(memory_format=torch.channels_last) if self.channels_last else model
+
+    def loss_of(self, model: torch.nn.Module):
+        """The function a training step calls for the loss parts of a batch: the model's
+        `loss`, compiled when the run compiles. Inductor draws random numbers with torch's
+        own generator (`fallback_random`), so a VAE's noise is the eager run's draw."""
+        if not self.compile:
+            return model.loss
+        import torch._inductor.config
+
+        torch._inductor.config.fallback_random = True
+        return torch.compile(model.loss)
 
     @property
     def precision_name(self) -> str:
@@ -54,5 +79,10 @@ class Numerics:
     def memory_format_name(self) -> str:
         """As the run's `memory_format` tag says it."""
         return "channels_last" if self.channels_last else "contiguous"
+
+    @property
+    def transposed_conv_name(self) -> str:
+        """As the run's `transposed_conv` tag says it."""
+        return "fold" if self.fold else "native"
 
 

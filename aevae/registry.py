@@ -29,8 +29,8 @@ class DatasetInfo:
     binary_ok: bool
     """Whether dynamic binarization makes sense (near-binary images, the MNIST family)."""
     train_images: int = field(default=0, kw_only=True)
-    """Images of the training split, validation included; 0 where it is not known without
-    reading the files (the built-ins); a dataset of the user's is read to know the rest."""
+    """Images of the training split, validation included (a dataset of the user's is read
+    to know it); 0 where it is not known."""
 
 
 _FASHION_CLASSES = (
@@ -44,11 +44,11 @@ _CIFAR_CLASSES = (
 # In the order the report lists them.
 DATASET_INFO: dict[str, DatasetInfo] = {
     "mnist": DatasetInfo("mnist", "MNIST", (1, 28, 28), tuple(str(d) for d in range(10)),
-                         default_latent=20, default_recon_loss="bce", binary_ok=True),
+                         default_latent=20, default_recon_loss="bce", binary_ok=True, train_images=60_000),
     "fashion_mnist": DatasetInfo("fashion_mnist", "Fashion-MNIST", (1, 28, 28), _FASHION_CLASSES,
-                                 default_latent=20, default_recon_loss="bce", binary_ok=True),
+                                 default_latent=20, default_recon_loss="bce", binary_ok=True, train_images=60_000),
     "cifar10": DatasetInfo("cifar10", "CIFAR-10", (3, 32, 32), _CIFAR_CLASSES,
-                           default_latent=128, default_recon_loss="mse", binary_ok=False),
+                           default_latent=128, default_recon_loss="mse", binary_ok=False, train_images=50_000),
 }
 
 # Model families (the AE first, as the report compares the VAE against it) and encoder /

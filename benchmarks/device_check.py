@@ -29,7 +29,7 @@ from aevae import data
 from aevae.config import TrainConfig
 from aevae.resolve import resolve
 from aevae.errors import AevaeError
-from aevae.machine import pick_device, uses_bf16, uses_channels_last
+from aevae.machine import pick_device, uses_bf16
 from aevae.tracking import MemoryTracker
 from aevae.training.loop import setup, train, train_epoch
 from cells import grid_cells, splits_of
@@ -47,7 +47,7 @@ def syncs_per_epoch(cfg: TrainConfig, splits: data.Splits) -> int:
         warnings.simplefilter("always")
         torch.cuda.set_sync_debug_mode("warn")
         try:
-            train_epoch(run.model, run.optimizer, on_device, cfg, generator, run.numerics, 1)
+            train_epoch(run.loss, run.model, run.optimizer, on_device, cfg, generator, run.numerics, 1)
         finally:
             torch.cuda.set_sync_debug_mode("default")
     return sum("synchroniz" in str(w.message) for w in caught)
@@ -84,13 +84,13 @@ def main() -> None:
         if bad or not figures or not record["images"] or "model" not in record["artifacts"]:
             problems.append(f"{cell.key}: non-finite {bad}, {len(figures)} figures, "
                             f"{len(record['images'])} frame keys, model {'model' in record['artifacts']}")
-        layout = "channels_last" if uses_channels_last(cfg.memory_format, cfg.arch, device) else "contiguous"
+        layout = result.settings  # the measured settings, and how they were chosen
         syncs = syncs_per_epoch(cfg, splits) if device.type == "cuda" else "-"
         rows.append([cell.key, str(device), "bf16" if uses_bf16(cfg.precision, device) else "fp32", layout,
                      syncs, f"{epoch_seconds:.2f}", f"{result.seconds:.1f}", f"{result.test['recon_mse']:.5f}",
                      f"{result.test.get('elbo', float('nan')):.2f}", len(figures),
                      sum(len(v) for v in record["images"].values())])
-    print(tabulate(rows, headers=["cell", "device", "precision", "memory", "syncs/epoch", "s/epoch", "run s", "test recon_mse",
+    print(tabulate(rows, headers=["cell", "device", "precision", "settings", "syncs/epoch", "s/epoch", "run s", "test recon_mse",
                                   "test elbo", "figures", "frames"]))
     if problems:
         raise SystemExit("; ".join(problems))

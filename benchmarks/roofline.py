@@ -57,14 +57,16 @@ def matmul_rate(bf16: bool, size: int = 1024, repeats: int = 20) -> float:
     return 2 * size**3 / repeat(product, repeats, warmup=1).fastest
 
 
-def step_rate(cfg: TrainConfig, images: torch.Tensor, steps: int) -> tuple[float, float]:
-    """(FLOP per step, steps per second) of `cfg`'s training step on the batch `images`."""
+def step_rate(cfg: TrainConfig, images: torch.Tensor, steps: int) -> tuple[float, float, str]:
+    """(FLOP per step, steps per second, settings) of `cfg`'s training step on the batch
+    `images`, at the settings a run of it takes on this machine (aevae.training.measured:
+    what was measured before, else the reference)."""
     run = setup(cfg, tuple(images.shape[1:]))
     x = images.to(run.numerics.device)
 
     def step() -> None:
         with run.numerics.autocast():
-            loss = run.model.loss(x).total
+            loss = run.loss(x).total
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         run.optimizer.step()
@@ -72,7 +74,7 @@ def step_rate(cfg: TrainConfig, images: torch.Tensor, steps: int) -> tuple[float
     counter = FlopCounterMode(display=False)
     with counter:
         step()
-    return counter.get_total_flops(), 1 / repeat(step, steps, warmup=3).median
+    return counter.get_total_flops(), 1 / repeat(step, steps, warmup=3).median, run.settings.settings.name
 
 
 def conv_name(name: str, module: nn.Module, shape: torch.Size, index: int, count: int) -> str:
@@ -167,8 +169,8 @@ def main() -> None:
             images = loaded[cfg.dataset].train.floats(slice(0, cfg.batch_size))
             bf16 = uses_bf16(cfg.precision, CPU)
             where = {"threads": threads, "cell": cell.key, "precision": "bf16" if bf16 else "fp32"}
-            flops, per_second = step_rate(cfg, images, args.steps)
-            rows.append({**where, "MFLOP/image": flops / len(images) / 1e6, "images/s": per_second * len(images),
+            flops, per_second, settings = step_rate(cfg, images, args.steps)
+            rows.append({**where, "settings": settings, "MFLOP/image": flops / len(images) / 1e6, "images/s": per_second * len(images),
                          "GFLOP/s": flops * per_second / 1e9, **against(flops * per_second, peaks, bf16)})
             if cfg.arch == "conv":
                 for row in layer_rates(cfg, images, args.steps):

@@ -26,10 +26,10 @@ for name, spec in list(DATASETS.items()):
 if os.environ.get("AEVAE_TEST_HOLD"):
     hold, train_epoch = Path(os.environ["AEVAE_TEST_HOLD"]), aevae.training.loop.train_epoch
 
-    def held_train_epoch(model, optimizer, splits, cfg, generator, numerics, epoch):
+    def held_train_epoch(loss, model, optimizer, splits, cfg, generator, numerics, epoch):
         while epoch > 1 and not hold.exists():
             time.sleep(0.05)
-        return train_epoch(model, optimizer, splits, cfg, generator, numerics, epoch)
+        return train_epoch(loss, model, optimizer, splits, cfg, generator, numerics, epoch)
 
     aevae.training.loop.train_epoch = held_train_epoch
 

@@ -25,7 +25,7 @@ from aevae.data.sources import RemoteFile
 # a CPU with bf16 instructions, channels-last conv nets on CPU, CUDA where present) differs
 # between machines, and a test's numbers must not. The auto paths have tests of their own
 # (test_machine.py, and test_train.py runs both precisions and both layouts).
-PINNED = {"precision": "fp32", "memory_format": "contiguous", "device": "cpu"}
+PINNED = {"precision": "fp32", "memory_format": "contiguous", "transposed_conv": "native", "compile": "off", "device": "cpu"}
 
 # A closed port on loopback: a download attempt fails at once, as it does offline.
 UNREACHABLE = ("http://127.0.0.1:9/",)

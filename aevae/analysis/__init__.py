@@ -24,7 +24,6 @@ Each part has a config switch (`analysis`, `analysis_figures`, `tsne_points`, `p
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 import torch
@@ -39,25 +38,13 @@ from aevae.data import Splits
 from aevae.models.protocol import kl_per_dim
 from aevae.numerics import Numerics
 from aevae.plotting import grid_figure, log_figure
+from aevae.stopwatch import Stopwatch
 from aevae.tracking import names
 
 TRAIN_CODES = 10_000  # training images whose codes fit the probe and the fitted Gaussian
 INTERPOLATION_PAIRS, INTERPOLATION_STEPS = 8, 10
 FIGURE_SAMPLES = 64
 MIN_TSNE_POINTS = 10  # fewer distinct codes (smoke subsets, collapsed codes) leave t-SNE no neighbours to keep
-
-
-class _Timer:
-    """Seconds per named part, for the `analysis_seconds/<part>` metrics."""
-
-    def __init__(self):
-        self.seconds: dict[str, float] = {}
-
-    @contextlib.contextmanager
-    def part(self, name: str):
-        started = time.perf_counter()
-        yield
-        self.seconds[name] = time.perf_counter() - started
 
 
 def analyse(model, splits: Splits, test: Codes, cfg: TrainConfig, tracker, numerics: Numerics,
@@ -68,7 +55,7 @@ def analyse(model, splits: Splits, test: Codes, cfg: TrainConfig, tracker, numer
     `log_figures` (`--no-artifacts`) every metric is still measured and no file is logged."""
     if not cfg.analysis:
         return {}
-    started, timer = time.perf_counter(), _Timer()
+    started, timer = time.perf_counter(), Stopwatch()
     with timer.part("codes"):
         train_codes = encode(model, splits.train, cfg.binarize, numerics, limit=TRAIN_CODES)
         fitted = Gaussian.fit(train_codes.means)

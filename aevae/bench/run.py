@@ -60,6 +60,7 @@ class BenchRequest:
     log_artifacts: bool = True
     system_metrics: bool = True
     grace_s: float = DEFAULT_GRACE_S
+    remeasure: bool = False  # forget this machine's measured settings first (aevae.training.measured)
 
 
 class Progress:
@@ -124,11 +125,12 @@ def run_grid(request: BenchRequest, executor: ExecutorOptions = ExecutorOptions(
         # every worker reads the same absolute paths, whatever its working folder
         store = RunStore(absolute_uri(store.tracking_uri))
         ctx = open_experiment(store, grid, tags, request, version)
-        return _run(grid, cells, selected, ctx, store, running, started, request)
+        measure = executor.executor == "local" and executor.workers == "auto"
+        return _run(grid, cells, selected, ctx, store, running, started, request, measure)
 
 
 def _run(grid: Grid, cells: list[Cell], selected: list[Cell], ctx: BenchContext, store: RunStore,
-         executor: Executor, started: float, request: BenchRequest) -> GridSummary:
+         executor: Executor, started: float, request: BenchRequest, measure_pool: bool = False) -> GridSummary:
     done = claims.finished_runs(store, ctx.experiment_id, grid.name, ctx.version)
     check_data_unchanged(grid, cells, done)
     finished = {} if request.force else done
@@ -142,6 +144,15 @@ def _run(grid: Grid, cells: list[Cell], selected: list[Cell], ctx: BenchContext,
         for name in dict.fromkeys("/".join((c.config.model, c.config.arch, c.config.dataset))
                                   for c in selected if c.tuned_from is None):
             print(f"no tuned study for {name}: its cells use the grid's settings")
+    if request.remeasure:
+        forget_settings(selected)
+    if measure_pool and len(todo) > 1:
+        from aevae.bench.pool import choose_pool
+
+        choice = choose_pool(todo)
+        executor.workers = choice.workers  # the local executor's pool is made when the cells are handed over
+        for line in choice.lines():
+            print(line)
     progress = Progress(len(selected), len(skipped), grid.name)
     csv_path = Path(request.results_dir) / grid.name / "summary.csv"
     try:
@@ -178,6 +189,16 @@ def check_data_unchanged(grid: Grid, cells: list[Cell], finished: dict) -> None:
             raise DataError(f"{where} changed since this version of grid {grid.name} trained on it (sha256 "
                             f"{recorded[:12]} then, {now[:12]} now): restore the file, or run the grid as a new "
                             f"version with --label (e.g. --label data-{now[:7]}).")
+
+
+def forget_settings(cells: list[Cell]) -> None:
+    """`--remeasure`: this machine's measured settings and pool timings are forgotten, so the
+    grid measures them again (a Ray cluster's other machines keep theirs)."""
+    from aevae.numerics import Numerics
+    from aevae.training.measured import remeasure
+
+    if cells:
+        remeasure(Numerics.of(cells[0].config))
 
 
 def runs_line(tracking_uri: str, experiment_id: str) -> str:

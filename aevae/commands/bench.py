@@ -38,6 +38,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "is still measured and logged")
     parser.add_argument("--no-system-metrics", action="store_true",
                         help="log no system/* metrics (CPU, memory, disk, network) while cells train")
+    parser.add_argument("--remeasure", action="store_true",
+                        help="time this machine's execution settings (memory format, transposed convolution, "
+                             "compile, workers) again instead of reading what it measured before")
     parser.add_argument("--results-dir", default=RESULTS_DIR,
                         help="where the summary table goes, as <dir>/<grid>/summary.csv "
                              f"(default: {RESULTS_DIR})")
@@ -81,5 +84,6 @@ def run(args: argparse.Namespace) -> int:
     request = BenchRequest(grid, only=tuple(args.only), seeds=args.seeds, label=args.label, force=args.force,
                            tuned=tuned, data_dir=args.data_dir, tracking_uri=tracking_uri,
                            results_dir=args.results_dir, log_artifacts=not args.no_artifacts,
-                           system_metrics=not args.no_system_metrics, grace_s=grace_s)
+                           system_metrics=not args.no_system_metrics, grace_s=grace_s,
+                           remeasure=args.remeasure)
     return run_grid(request, executor).exit_status

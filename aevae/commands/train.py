@@ -17,6 +17,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "is still measured and logged")
     parser.add_argument("--no-system-metrics", action="store_true",
                         help="log no system/* metrics (CPU, memory, disk, network) while the run trains")
+    parser.add_argument("--remeasure", action="store_true",
+                        help="time this machine's execution settings (memory format, transposed convolution, "
+                             "compile) again instead of reading what it measured before")
     add_config_options(parser)
 
 
@@ -44,6 +47,11 @@ def run(args: argparse.Namespace) -> int:
 
     check_fits(cfg, splits.spec.shape, device)  # before the store is touched
     check(cfg, splits.spec.shape)  # a plug-in that breaks its protocol: one sentence, nothing logged
+    if args.remeasure:
+        from aevae.numerics import Numerics
+        from aevae.training.measured import remeasure
+
+        remeasure(Numerics.of(cfg))
     tracker = MlflowTracker(tracking_uri, args.experiment, entry_point=names.ENTRY_TRAIN,
                             system_metrics=not args.no_system_metrics)
     result = train(cfg, splits, tracker, options=RunOptions(artifacts=not args.no_artifacts))
@@ -51,4 +59,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"run {result.run_id} in experiment '{args.experiment}' ({redact(tracker.tracking_uri)}), "
           f"{result.seconds:.1f} s, {per_epoch:.1f} s/epoch of training")
     print("test: " + ", ".join(f"{k}={v:.4g}" for k, v in result.test.items()))
+    print(f"settings: {result.settings}")
     return 0

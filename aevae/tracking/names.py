@@ -103,8 +103,14 @@ NUMPY_VERSION = "numpy_version"
 PYTHON_VERSION = "python_version"
 DEVICE = "device"  # the GPU's name, or "cpu (<the CPU's model>)"
 CPU_FLAGS = "cpu_flags"  # the instruction sets that pick kernels (aevae.machine.NAMED_FLAGS)
+CPU_CAPABILITY = "cpu_capability"  # the kernels torch runs (its ATEN_CPU_CAPABILITY: avx2, avx512, ...)
 PRECISION = "precision"  # bf16-autocast or fp32, as resolved for the run
 MEMORY_FORMAT = "memory_format"  # channels_last or contiguous, as resolved for the run
+TRANSPOSED_CONV = "transposed_conv"  # native or fold, as resolved for the run
+COMPILE = "compile"  # on or off, as resolved for the run
+SETTINGS = "settings"  # the three above in one name, e.g. channels_last/fold/eager
+SETTINGS_SOURCE = "settings_source"  # measured, cached, config or reference (aevae.training.measured)
+SETTINGS_TIMINGS = "settings_timings"  # JSON: each candidate's measured seconds a step
 TORCH_THREADS = "torch_threads"
 
 # --- Optuna ----------------------------------------------------------------------------
@@ -152,6 +158,11 @@ TRAIN_SECONDS = "train_seconds"  # a run's training and evaluation, seconds
 EPOCH_SECONDS = "epoch_seconds"  # per epoch: the pass over the training split, seconds
 IMAGES_PER_SEC = "images_per_sec"  # per epoch: training images per second
 ANALYSIS_SECONDS = "analysis_seconds"  # the end-of-run analysis; "analysis_seconds/<part>" per part
+# A run's seconds by part, as metrics "seconds/<part>" ("seconds/other": what the parts leave)
+PART_SECONDS = "seconds"
+PART_SETUP, PART_MEASURE, PART_INPUTS = "setup", "measure", "inputs"  # model and optimiser; settings; dataset inputs
+PART_TRAIN, PART_VALIDATION, PART_LOGGING, PART_FRAMES = "train", "validation", "logging", "frames"
+PART_TEST, PART_ENCODE, PART_FIGURES, PART_ANALYSIS, PART_MODEL = "test", "encode", "figures", "analysis", "model"
 
 # --- Frames: per-epoch images on MLflow's image slider (aevae.training.frames) ---------
 # Image keys, each logged with the epoch as its step. The AE's prior frames use the VAE's

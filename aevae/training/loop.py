@@ -21,11 +21,14 @@ from aevae.data import Splits
 from aevae.errors import ConfigError, TrainingFailed
 from aevae.metrics import evaluate, not_applicable
 from aevae.models import Traits, build, inspect_model
+from aevae.models.fold import unfold_transposed_convolutions
 from aevae.numerics import Numerics
 from aevae.tracking import Tracker, names
 from aevae.tracking.records import InputDataset
-from aevae.training import frames, memory, run_figures
+from aevae.training import frames, measured, memory, run_figures
+from aevae.training.measured import Choice
 from aevae.training.runtime import environment_tags
+from aevae.stopwatch import Stopwatch
 
 EpochHook = Callable[[int, dict[str, float]], None]
 
@@ -39,6 +42,7 @@ class Result:
     history: tuple[dict[str, float], ...]
     test: dict[str, float]
     seconds: float
+    settings: str = ""  # how it computed, and how that was chosen: "contiguous/fold/eager (measured)"
 
 
 @dataclass(frozen=True)
@@ -88,22 +92,29 @@ def input_datasets(data: Splits) -> list[InputDataset]:
 
 @dataclass(frozen=True)
 class Setup:
-    """What a run trains with: its numerics, its seeded model and its optimiser."""
+    """What a run trains with: its numerics, its seeded model, its optimiser and the loss
+    function its steps call (the model's `loss`, compiled where the run compiles)."""
 
     numerics: Numerics
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     traits: Traits  # the model's and arch's titles and what its code is, from the model held to its protocol
+    loss: Callable
+    settings: Choice  # how the measured settings were chosen (aevae.training.measured)
 
 
-def setup(cfg: TrainConfig, shape: tuple[int, int, int]) -> Setup:
+def setup(cfg: TrainConfig, shape: tuple[int, int, int], steps: int = 0) -> Setup:
     """The numerics, seeded model and optimiser of a run of the resolved `cfg` on images of
-    `shape`; the benchmarks that time a step build it here too, so they time what a run
-    trains. A run far beyond the machine's memory stops here, in one sentence."""
+    `shape` for `steps` optimiser steps (which decide whether measuring settings pays: 0
+    measures none, and takes what this machine measured before); the benchmarks that time a
+    step build it here too, so they time what a run trains. A run far beyond the machine's
+    memory stops here, in one sentence."""
     numerics = Numerics.of(cfg)
     memory.check_fits(cfg, shape, numerics.device)
     if numerics.device.type == "cpu":
         torch.set_flush_denormal(True)  # subnormal Adam moments slow fp32 CPU steps measurably
+    choice = measured.choose(cfg, shape, numerics, steps)
+    numerics = choice.applied(numerics)
     torch.manual_seed(cfg.seed)
     with out_of_memory_said(cfg, shape, numerics.device):
         model = numerics.place(build(cfg, shape))
@@ -112,7 +123,7 @@ def setup(cfg: TrainConfig, shape: tuple[int, int, int]) -> Setup:
     # 1.08-1.14x faster per epoch with it (torch.compile gained nothing there).
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                                  fused=numerics.device.type == "cuda")
-    return Setup(numerics, model, optimizer, traits)
+    return Setup(numerics, model, optimizer, traits, numerics.loss_of(model), choice)
 
 
 def train(cfg: TrainConfig, data: Splits, tracker: Tracker, on_epoch: EpochHook | None = None,
@@ -124,11 +135,16 @@ def train(cfg: TrainConfig, data: Splits, tracker: Tracker, on_epoch: EpochHook 
     cfg = resolve(cfg)
     if data.spec.name != cfg.dataset:
         raise ConfigError(f"the config asks for '{cfg.dataset}' but the data given is '{data.spec.name}'.")
-    built = setup(cfg, data.spec.shape)
+    clock = Stopwatch()
+    with clock.part(names.PART_SETUP):
+        built = setup(cfg, data.spec.shape, measured.run_steps(cfg, len(data.train)))
+    clock.add(names.PART_MEASURE, built.settings.seconds)
+    clock.add(names.PART_SETUP, -built.settings.seconds)
     numerics, model, optimizer = built.numerics, built.model, built.optimizer
     splits = data.to(numerics.device)
     order_generator = torch.Generator().manual_seed(cfg.seed)
-    tags = {**run_tags(cfg), **reader_tags(cfg, built.traits, data), **environment_tags(numerics), **options.tags}
+    tags = {**run_tags(cfg), **reader_tags(cfg, built.traits, data), **environment_tags(numerics),
+            **settings_tags(built.settings), **options.tags}
     name = options.name or f"{cfg.model}-{cfg.arch}-{cfg.dataset}-s{cfg.seed}"
     # Frames are images, so a run that logs no files logs none either.
     frame_at = set(frame_epochs(cfg.epochs, cfg.image_every)) if options.artifacts else set()
@@ -137,17 +153,20 @@ def train(cfg: TrainConfig, data: Splits, tracker: Tracker, on_epoch: EpochHook 
     started = time.perf_counter()
 
     with tracker.run(name, params(cfg), tags) as run_id, out_of_memory_said(cfg, data.spec.shape, numerics.device):
-        tracker.log_dict(to_dict(cfg), "config.json")
-        tracker.log_inputs(input_datasets(data))
+        with clock.part(names.PART_INPUTS):
+            tracker.log_dict(to_dict(cfg), "config.json")
+            tracker.log_inputs(input_datasets(data))
         for epoch in range(1, cfg.epochs + 1):
             epoch_start = time.perf_counter()
-            row = train_epoch(model, optimizer, splits, cfg, order_generator, numerics, epoch)
+            with clock.part(names.PART_TRAIN):
+                row = train_epoch(built.loss, model, optimizer, splits, cfg, order_generator, numerics, epoch)
             if built.traits.code == "discrete":  # its loss's third part is no KL
                 del row[names.TRAIN_KL]
             row[names.EPOCH_SECONDS] = time.perf_counter() - epoch_start
             row[names.IMAGES_PER_SEC] = len(splits.train) / row[names.EPOCH_SECONDS]
-            val = evaluate(model, splits.val, numerics, binarize=cfg.binarize, pixel_tol=cfg.pixel_tol,
-                           code=built.traits.code)
+            with clock.part(names.PART_VALIDATION):
+                val = evaluate(model, splits.val, numerics, binarize=cfg.binarize, pixel_tol=cfg.pixel_tol,
+                               code=built.traits.code)
             row.update({f"{names.VAL_PREFIX}{k}": v for k, v in val.items()})
             bad = [k for k, v in row.items() if not math.isfinite(v)]
             if bad:
@@ -155,14 +174,28 @@ def train(cfg: TrainConfig, data: Splits, tracker: Tracker, on_epoch: EpochHook 
                     f"{bad[0]} became {row[bad[0]]} in epoch {epoch}: the run diverged; "
                     f"try a lower lr (now {cfg.lr}) or beta (now {cfg.beta})."
                 )
-            tracker.log_metrics(row, step=epoch)
+            with clock.part(names.PART_LOGGING):
+                tracker.log_metrics(row, step=epoch)
             if epoch in frame_at:
-                frames.log_frames(model, frame_inputs, tracker, epoch, numerics)
+                with clock.part(names.PART_FRAMES):
+                    frames.log_frames(model, frame_inputs, tracker, epoch, numerics)
             history.append(row)
             if on_epoch is not None:
                 on_epoch(epoch, row)
-        test, seconds = finish(model, splits, cfg, built.traits, history, tracker, numerics, options.artifacts, started)
-    return Result(run_id, cfg, tuple(history), test, seconds)
+        test, seconds = finish(model, splits, cfg, built.traits, history, tracker, numerics, options.artifacts,
+                               started, clock)
+        tracker.log_metrics(clock.metrics(names.PART_SECONDS))
+    return Result(run_id, cfg, tuple(history), test, seconds,
+                  f"{built.settings.settings.name} ({built.settings.source})")
+
+
+def settings_tags(choice: Choice) -> dict[str, str]:
+    """How the run's measured settings were chosen, and what each candidate measured."""
+    tags = {names.SETTINGS: choice.settings.name, names.SETTINGS_SOURCE: choice.source}
+    if choice.step_seconds:
+        tags[names.SETTINGS_TIMINGS] = json.dumps({k: round(v, 6) for k, v in choice.step_seconds.items()},
+                                                  sort_keys=True)
+    return tags
 
 
 def code_paths(cfg: TrainConfig) -> list[str]:
@@ -187,39 +220,51 @@ def out_of_memory_said(cfg: TrainConfig, shape: tuple[int, int, int], device: to
 
 
 def finish(model, splits: Splits, cfg: TrainConfig, traits: Traits, history: list[dict[str, float]],
-           tracker: Tracker, numerics: Numerics, artifacts: bool, started: float) -> tuple[dict[str, float], float]:
+           tracker: Tracker, numerics: Numerics, artifacts: bool, started: float,
+           clock: Stopwatch | None = None) -> tuple[dict[str, float], float]:
     """The end of every run, decided by the data; returns the test metrics (the analysis's
     among them) and the run's seconds. With a test split: the test metrics, the run's
     figures, the analysis and the model; without one (a trial), the curves and
     reconstructions of validation images. The test split is encoded once, for the latent
-    map and the analysis both."""
+    map and the analysis both. `clock` adds up the seconds of each part."""
+    clock = clock or Stopwatch()
     test = {}
     if splits.test is not None:
-        test = evaluate(model, splits.test, numerics, binarize=cfg.binarize, pixel_tol=cfg.pixel_tol, code=traits.code)
+        with clock.part(names.PART_TEST):
+            test = evaluate(model, splits.test, numerics, binarize=cfg.binarize, pixel_tol=cfg.pixel_tol,
+                            code=traits.code)
     seconds = time.perf_counter() - started
     tracker.log_metrics({**{f"{names.TEST_PREFIX}{k}": v for k, v in test.items()}, names.TRAIN_SECONDS: seconds})
     if splits.test is None:
         if artifacts:
-            run_figures.log_trial_artifacts(model, splits.val, history, tracker, cfg, numerics)
+            with clock.part(names.PART_FIGURES):
+                run_figures.log_trial_artifacts(model, splits.val, history, tracker, cfg, numerics)
         return test, seconds
     if not (artifacts or cfg.analysis):
         return test, seconds
     # The analysis reads every test code; the latent map only the first few thousand.
-    codes = encode(model, splits.test, cfg.binarize, numerics,
-                   limit=0 if cfg.analysis else run_figures.LATENT_MAP_POINTS)
+    with clock.part(names.PART_ENCODE):
+        codes = encode(model, splits.test, cfg.binarize, numerics,
+                       limit=0 if cfg.analysis else run_figures.LATENT_MAP_POINTS)
     if artifacts:
-        run_figures.log_run_artifacts(model, splits, history, tracker, cfg, numerics, codes, traits)
-    test = {**test, **analyse(model, splits, codes, cfg, tracker, numerics, log_figures=artifacts)}
+        with clock.part(names.PART_FIGURES):
+            run_figures.log_run_artifacts(model, splits, history, tracker, cfg, numerics, codes, traits)
+    with clock.part(names.PART_ANALYSIS):
+        test = {**test, **analyse(model, splits, codes, cfg, tracker, numerics, log_figures=artifacts)}
     if artifacts:
-        # two test images: the model's input example, and the signature MLflow infers from it
-        tracker.log_model(model.cpu(), input_example=splits.test.floats(slice(0, 2)).cpu().numpy(),
-                          code_paths=code_paths(cfg))
+        with clock.part(names.PART_MODEL):
+            # the reference formulation: the logged model needs nothing of aevae's to load
+            unfold_transposed_convolutions(model)
+            # two test images: the model's input example, and the signature MLflow infers from it
+            tracker.log_model(model.cpu(), input_example=splits.test.floats(slice(0, 2)).cpu().numpy(),
+                              code_paths=code_paths(cfg))
     return test, seconds
 
 
-def train_epoch(model, optimizer, splits: Splits, cfg: TrainConfig, generator: torch.Generator,
+def train_epoch(loss: Callable, model, optimizer, splits: Splits, cfg: TrainConfig, generator: torch.Generator,
                 numerics: Numerics, epoch: int) -> dict[str, float]:
-    """One pass over the training split in a seeded random order; returns mean losses."""
+    """One pass over the training split in a seeded random order, `loss(x)` giving each
+    batch's loss parts (the model's `loss`, or it compiled); returns mean losses."""
     model.train()
     images = splits.train
     order = torch.randperm(len(images), generator=generator).to(images.images.device)
@@ -231,7 +276,7 @@ def train_epoch(model, optimizer, splits: Splits, cfg: TrainConfig, generator: t
         if cfg.binarize:
             x = torch.bernoulli(x)
         with numerics.autocast():
-            parts = model.loss(x)
+            parts = loss(x)
         optimizer.zero_grad(set_to_none=True)
         parts.total.backward()
         optimizer.step()

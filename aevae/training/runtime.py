@@ -55,6 +55,9 @@ def environment_tags(numerics: Numerics) -> dict[str, str]:
         names.DEVICE: (torch.cuda.get_device_name(numerics.device) if numerics.device.type == "cuda"
                        else f"cpu ({cpu().model})"),
         names.CPU_FLAGS: " ".join(cpu().named_flags),
+        names.CPU_CAPABILITY: torch.backends.cpu.get_cpu_capability(),
         names.PRECISION: numerics.precision_name,
         names.MEMORY_FORMAT: numerics.memory_format_name,
+        names.TRANSPOSED_CONV: numerics.transposed_conv_name,
+        names.COMPILE: "on" if numerics.compile else "off",
     }
