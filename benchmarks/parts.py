@@ -35,7 +35,7 @@ def tables(reader: StoreReader, grid: str, label: str) -> tuple[pd.DataFrame, pd
         seconds = {k[len(prefix):]: v for k, v in run.metrics.items() if k.startswith(prefix)}
         total = sum(seconds.values())
         parts.append({"run": run.name, "settings": run.tags.get(names.SETTINGS, ""), "wall s": total, **seconds,
-                      "train share": seconds.get(names.PART_TRAIN, 0.0) / total if total else 0.0})
+                      "train %": 100 * seconds.get(names.PART_TRAIN, 0.0) / total if total else 0.0})
         analysis.append({"run": run.name, **{k[len(analysis_prefix):]: v for k, v in run.metrics.items()
                                              if k.startswith(analysis_prefix)}})
     return pd.DataFrame(parts).fillna(0.0), pd.DataFrame(analysis).fillna(0.0)

@@ -381,6 +381,8 @@ def test_the_example_grid_runs_files_beside_mnist_through_bench_report_and_compa
     assert main(["report", "digits", "--label", "a", "--out", "report"]) == 0
     table = Path("report/results.csv").read_text()
     assert all(f"\n{cell}," in table for cell in runs)
+    shown = Path("report/RESULTS.md").read_text()  # the report names each dataset by its title
+    assert "Digits 8x8 (scikit-learn)" in shown and "Shapes" in shown
     assert main(["bench", "digits.toml", "--label", "b", "--only", "arch=mlp", "--only", "model=vae", *quick]) == 0
     assert main(["compare", "digits@a", "digits@b", "--out", "compare"]) == 0
     compared = Path("compare/COMPARE.md").read_text()

@@ -175,7 +175,37 @@ def test_the_pool_deals_the_longest_cells_first_to_the_least_loaded_worker():
     assert layouts(8, 3) == [(1, 8), (2, 4), (3, 2)]
     assert layouts(4, 1) == [(1, 4)]
     choice = PoolChoice(2, 1, {"1x2": 900.0, "2x1": 600.0}, {"vae/conv/1x28x28": "contiguous/fold/eager (measured)"},
-                        "measured")
+                        "measured", 41.6)
     assert choice.lines() == [
-        "workers: 2 x 1 thread(s) (measured now; the grid's training steps: 1x2 about 900 s, 2x1 about 600 s)",
+        "workers: 2 x 1 thread(s) (measured now, in 42 s; the grid's training steps: 1x2 about 900 s, "
+        "2x1 about 600 s)",
         "settings of vae/conv/1x28x28: contiguous/fold/eager (measured)"]
+
+
+POOL_GRID = {
+    "base": {"epochs": 40, "hidden_dim": 16, "latent_dim": 2, "batch_size": 256, "compile": "off",
+             "precision": "fp32", "device": "cpu"},
+    "axes": {"model": ["ae", "vae"], "arch": ["mlp"], "dataset": ["mnist"]},
+    "seeds": [0, 1],
+}
+
+
+def test_auto_workers_times_each_pool_layout_once_per_machine(tmp_path, monkeypatch):
+    """Four cells of two tiny models, long enough that measuring pays: each layout is timed
+    with its workers really running at once (spawned processes that wait for each other),
+    the estimates name every layout, the smallest wins, and a second grid reads the cache."""
+    from aevae.bench.grid import expand, parse_grid
+    from aevae.bench.pool import choose_pool
+    from aevae.machine import usable_cores
+
+    monkeypatch.setenv("AEVAE_CACHE_DIR", str(tmp_path))
+    cells = expand(parse_grid(tmp_path / "pool.toml", POOL_GRID))
+    first = choose_pool(cells)
+    expected = {f"{w}x{t}" for w, t in layouts(usable_cores(), len(cells))}
+    assert first.source == "measured" and set(first.estimates) == expected
+    assert f"{first.workers}x{first.threads}" == min(first.estimates, key=first.estimates.get)
+    assert set(first.settings) == {"ae/mlp/1x28x28", "vae/mlp/1x28x28"}
+    again = choose_pool(cells)
+    assert (again.source, again.workers, again.estimates) == ("cached", first.workers, first.estimates)
+    fewer = [dataclasses.replace(c, config=dataclasses.replace(c.config, epochs=1)) for c in cells[:2]]
+    assert choose_pool(fewer).source in ("default", "cached")  # too short to measure: what is known, or the default

@@ -97,14 +97,16 @@ SETTINGS = {
     "fold": {"transposed_conv": "fold"},
     "channels_last+fold": {"memory_format": "channels_last", "transposed_conv": "fold"},
     "compiled": {"compile": "on"},
+    "threads": {},  # the reference on another number of torch threads (the pool's layouts)
 }
 
 
 @pytest.mark.parametrize("precision,unit_roundoff", [("fp32", FP32_UNIT_ROUNDOFF), ("bf16", BF16_UNIT_ROUNDOFF)])
 @pytest.mark.parametrize("setting", SETTINGS)
 def test_every_measured_setting_computes_the_same_step_up_to_rounding(data_root, precision, unit_roundoff, setting):
-    """The same weights and images, the reference and one candidate setting: one step's loss
-    and gradients agree to the precision's rounding. bf16 autocast runs on any CPU
+    """The same weights and images, the reference and one candidate setting (each on
+    another number of threads than the reference, as a pool layout may run it): one step's
+    loss and gradients agree to the precision's rounding. bf16 autocast runs on any CPU
     (emulated where the CPU lacks bf16 instructions, only slower), so both paths that
     `precision=auto` can take are tested on every machine. Compiled, inductor may fuse a
     layer's operations and skip the bf16 rounding between them: at most the one rounding
@@ -115,7 +117,12 @@ def test_every_measured_setting_computes_the_same_step_up_to_rounding(data_root,
     x = load(CONV).train.floats(slice(0, 50))
     cfg = dataclasses.replace(CONV, precision=precision)
     parts_a, grads_a = loss_and_gradients(cfg, x)
-    parts_b, grads_b = loss_and_gradients(dataclasses.replace(cfg, **SETTINGS[setting]), x)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1 if threads > 1 else 2)
+    try:
+        parts_b, grads_b = loss_and_gradients(dataclasses.replace(cfg, **SETTINGS[setting]), x)
+    finally:
+        torch.set_num_threads(threads)
     # 7 layers (2 convolutions, 2 linear, 2 transposed convolutions, the loss's sums); the
     # longest sum is a weight gradient of the first convolution: 50 images x 14 x 14 places
     bound = layout_bound(unit_roundoff, layers=7, longest_sum=50 * 14 * 14)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
+import time
 from dataclasses import dataclass
 
 import torch
@@ -46,6 +47,7 @@ class PoolChoice:
     estimates: dict[str, float]
     settings: dict[str, str]  # model label -> settings name (source)
     source: str
+    seconds: float = 0.0  # spent measuring now
 
     def lines(self) -> list[str]:
         """The bench header's account of the choice."""
@@ -53,7 +55,8 @@ class PoolChoice:
             return [f"workers: {self.workers} x {self.threads} thread(s) (not measured: the grid's training steps "
                     f"are too few to pay for measuring; one worker per core)"]
         shown = ", ".join(f"{name} about {seconds:.0f} s" for name, seconds in self.estimates.items())
-        how = "measured now" if self.source == "measured" else "measured earlier on this machine"
+        how = (f"measured now, in {self.seconds:.0f} s" if self.source == "measured"
+               else "measured earlier on this machine")
         lines = [f"workers: {self.workers} x {self.threads} thread(s) ({how}; the grid's training steps: {shown})"]
         lines += [f"settings of {label}: {text}" for label, text in self.settings.items()]
         return lines
@@ -75,6 +78,7 @@ def layouts(cores: int, cells: int) -> list[tuple[int, int]]:
 def choose_pool(cells: list[Cell]) -> PoolChoice:
     """The pool layout whose estimated wall time for `cells` is smallest on this machine;
     one worker per core, unmeasured, for a grid whose steps would not pay for measuring."""
+    started = time.perf_counter()
     cores = usable_cores()
     models = distinct_models(cells)
     numerics = Numerics.of(cells[0].config)  # the driver's: its fingerprint keys the pool timings
@@ -89,8 +93,10 @@ def choose_pool(cells: list[Cell]) -> PoolChoice:
     estimates = {(w, t): makespan([cell_steps(c) * timings[w, t][model_label(c)] for c in cells], w)
                  for w, t in candidates}
     workers, threads = min(estimates, key=estimates.get)
+    fresh = not all(cached.values())
     return PoolChoice(workers, threads, {f"{w}x{t}": s for (w, t), s in estimates.items()},
-                      settings[workers, threads], "cached" if all(cached.values()) else "measured")
+                      settings[workers, threads], "measured" if fresh else "cached",
+                      time.perf_counter() - started if fresh else 0.0)
 
 
 def worth_measuring(cells: list[Cell], models: int, candidates: list) -> bool:
