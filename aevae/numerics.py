@@ -14,6 +14,10 @@ resolved choice is recorded on every run as tags.
 from __future__ import annotations
 
 import contextlib
+import getpass
+import os
+import re
+import tempfile
 from dataclasses import dataclass
 
 import torch
@@ -68,6 +72,7 @@ class Numerics:
         import torch._inductor.config
 
         torch._inductor.config.fallback_random = True
+        keep_inductor_cache_apart()
         return torch.compile(model.loss)
 
     @property
@@ -86,3 +91,19 @@ class Numerics:
         return "fold" if self.fold else "native"
 
 
+def keep_inductor_cache_apart() -> None:
+    """Inductor's on-disk cache of compiled kernels, one per ATen kernel path and thread
+    count, unless the user set TORCHINDUCTOR_CACHE_DIR: its key leaves the kernel path out,
+    and kernels compiled under ATEN_CPU_CAPABILITY=avx512 crashed (SIGSEGV) a process running
+    ATEN_CPU_CAPABILITY=avx2 that found them there (torch 2.13 on a CPU with both)."""
+    if _USERS_INDUCTOR_CACHE:
+        return
+    try:
+        user = re.sub(r"[^A-Za-z0-9_-]", "_", getpass.getuser())
+    except (KeyError, OSError):  # no name for this uid (some containers)
+        user = str(os.getuid())
+    path = f"torchinductor_{user}_{torch.backends.cpu.get_cpu_capability().lower()}_t{torch.get_num_threads()}"
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(tempfile.gettempdir(), path)
+
+
+_USERS_INDUCTOR_CACHE = "TORCHINDUCTOR_CACHE_DIR" in os.environ  # as the process started: the user's choice

@@ -264,6 +264,13 @@ def code_paths(reference: str) -> list[str]:
     return [str(Path(spec.origin).resolve())]
 
 
+def plugin_code(plugins) -> list[str]:
+    """The files and folders that carry the code of a config's plug-ins (its `plugins`, or
+    several configs' together), each once: what a logged model and Ray's workers need."""
+    return sorted({path for kind, _, ref in plugins if kind in ("model", "arch") and ":" in ref
+                   for path in code_paths(ref)})
+
+
 @functools.cache
 def code_digest(reference: str) -> str:
     """A digest of the source files that carry a code reference (12 hex digits), so a run of

@@ -25,10 +25,11 @@ __all__ = ["Executor", "ExecutorOptions", "Job", "Lost", "NotRun", "Stopped", "W
 
 
 @contextlib.contextmanager
-def open_executor(options: ExecutorOptions, datasets=None) -> Iterator[Executor]:
+def open_executor(options: ExecutorOptions, datasets=None, code: tuple[str, ...] = ()) -> Iterator[Executor]:
     """The executor `options` name, for the block: the local one (reading data through
     `datasets`, a `DataCache`, when it runs jobs in this process), or a Ray cluster, joined
-    or started for the block and left or stopped after it."""
+    or started for the block and left or stopped after it, whose workers get `code` (the
+    files and folders of the jobs' plug-ins, aevae.plugins.plugin_code) on their path."""
     if options.executor == "local":
         from aevae.executors.local import LocalExecutor
         from aevae.machine import auto_workers
@@ -36,7 +37,7 @@ def open_executor(options: ExecutorOptions, datasets=None) -> Iterator[Executor]
         workers = auto_workers() if options.workers == "auto" else (options.workers or 1)
         yield LocalExecutor(workers, datasets)
         return
-    executor = _ray_door(options.ray_address).RayExecutor(options, options.workers)
+    executor = _ray_door(options.ray_address).RayExecutor(options, options.workers, tuple(code))
     try:
         yield executor
     finally:

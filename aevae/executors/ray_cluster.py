@@ -31,7 +31,6 @@ from aevae.config import TrainConfig
 from aevae.errors import AevaeError, ConfigError
 from aevae.executors.jobs import WORKER_DIED, Job, JobFunction, Lost, NotRun, OnResult, Stopped, WorkerEnv
 from aevae.executors.options import LOCAL_CLUSTER, ExecutorOptions, cluster_address, host_port, starts_local_cluster
-from aevae.plugins import code_paths
 
 MAX_RETRIES = 3  # attempts Ray makes again after a task's worker or node died (Ray's default)
 CONNECT_TIMEOUT_S = 5  # a cluster that does not answer this fast is not there
@@ -84,16 +83,22 @@ class RayExecutor:
     """A Ray cluster for one command: the running one (`address`, RAY_ADDRESS, or the one
     `ray start` recorded on this machine), else a cluster of this machine started for the
     command and stopped by `shutdown`, listening on 127.0.0.1. The driver prints nothing of
-    Ray's: the workers' output stays in Ray's session logs (/tmp/ray/session_latest/logs)."""
+    Ray's: the workers' output stays in Ray's session logs (/tmp/ray/session_latest/logs).
 
-    def __init__(self, options: ExecutorOptions, workers: int | str | None):
+    `code`: the files and folders of the plug-ins the jobs name. Ray uploads them once, in
+    the runtime environment of the command's Ray job (the only level at which it uploads
+    local code), and puts them on every worker's path (a file as the module of its stem, a
+    package folder as its package), so no one copies a plug-in by hand. A caller that made
+    its own connection passes them to its own `ray.init(runtime_env={"py_modules": ...})`."""
+
+    def __init__(self, options: ExecutorOptions, workers: int | str | None, code: tuple[str, ...] = ()):
         self.options = options
         self.owned = not ray.is_initialized()  # a caller's own connection is left open
         # the driver's login to an MLflow server that asks for one reaches every task, wherever it runs
         self.credentials = {name: os.environ[name] for name in CREDENTIALS if os.environ.get(name)}
         self.started = self.owned and starts_local_cluster(options.ray_address)
         if self.owned:
-            self._connect()
+            self._connect(list(code))
         self.nodes = [n for n in ray.nodes() if n["Alive"]]
         self.hosts = sorted({n["NodeManagerAddress"] for n in self.nodes})
         totals = ray.cluster_resources()
@@ -105,7 +110,7 @@ class RayExecutor:
         self.workers = self.capacity() if workers == "auto" else workers
         self.decoded: dict[tuple[str, str], ray.ObjectRef] = {}
 
-    def _connect(self) -> None:
+    def _connect(self, code: list[str]) -> None:
         address = cluster_address(self.options.ray_address) or LOCAL_CLUSTER
         reachable = host_port(address)
         hint = ("start one with `ray start --head` (make services), or pass --ray-address local for a "
@@ -118,7 +123,8 @@ class RayExecutor:
         try:
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
                      include_dashboard=False if self.started else None,
-                     runtime_env={"env_vars": self.credentials} if self.credentials else None)
+                     runtime_env={**({"env_vars": self.credentials} if self.credentials else {}),
+                                  **({"py_modules": code} if code else {})} or None)
         except ConnectionError as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ClusterError(f"no Ray cluster answers at '{address}' ({reason}); {hint}.") from None
@@ -174,16 +180,9 @@ class RayExecutor:
             self.decoded[key] = _decode.options(scheduling_strategy=here).remote(*key)
         return self.decoded[key]
 
-    def _task(self, job: Job):
-        """The task for a job: its resources, and the code of the plug-ins it names, which
-        Ray uploads once and puts on every worker's path (a file as the module of its stem,
-        a package folder as its package), so no one copies a plug-in by hand."""
-        options = {"num_cpus": self.cpus_per_cell, "num_gpus": self.gpus_per_cell, "max_retries": MAX_RETRIES}
-        modules = sorted({path for kind, _, ref in job.plugins if kind in ("model", "arch") and ":" in ref
-                          for path in code_paths(ref)})
-        if modules:
-            options["runtime_env"] = {"py_modules": modules, "env_vars": self.credentials}
-        return _task.options(**options)
+    def _task(self):
+        """The task for a job: the resources it asks for."""
+        return _task.options(num_cpus=self.cpus_per_cell, num_gpus=self.gpus_per_cell, max_retries=MAX_RETRIES)
 
     @property
     def threads(self) -> int:
@@ -199,7 +198,7 @@ class RayExecutor:
             while queue or running:
                 while queue and (not self.workers or len(running) < self.workers):
                     job = queue.pop(0)
-                    running[self._task(job).remote(fn, job.payload, self._arrays(job), self.threads)] = job
+                    running[self._task().remote(fn, job.payload, self._arrays(job), self.threads)] = job
                 done, _ = ray.wait(list(running), num_returns=1)
                 job = running.pop(done[0])
                 on_result(job, _result(done[0]))

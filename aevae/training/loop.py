@@ -201,10 +201,9 @@ def settings_tags(choice: Choice) -> dict[str, str]:
 def code_paths(cfg: TrainConfig) -> list[str]:
     """The files and folders of the config's code plug-ins: the logged model carries them, so
     it loads back where they are not installed."""
-    from aevae.plugins import code_paths as paths_of
+    from aevae.plugins import plugin_code
 
-    return sorted({path for kind, _, ref in cfg.plugins if kind in ("model", "arch") and ":" in ref
-                   for path in paths_of(ref)})
+    return plugin_code(cfg.plugins)
 
 
 @contextlib.contextmanager

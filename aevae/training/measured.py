@@ -48,9 +48,9 @@ from aevae.models import build
 from aevae.models.fold import fold_transposed_convolutions, foldable
 from aevae.numerics import Numerics
 
-MIN_MEASURED_STEPS = 1000  # the measurement costs about 30 steps a candidate
+MIN_MEASURED_STEPS = 1000  # the measurement costs about 55 steps a candidate
 COMPILE_MIN_RUN_S = 600.0  # a cold compile of these models took 10-90 s on a 2-core CPU
-WARMUP_STEPS, TIMED_STEPS, ROUNDS = 3, 8, 3
+WARMUP_STEPS, TIMED_STEPS, ROUNDS = 3, 10, 5
 CACHE_FORMAT = 1
 # the config fields that decide what a step computes, besides the image shape and precision
 SHAPE_FIELDS = ("model", "arch", "latent_dim", "hidden_dim", "conv_channels", "recon_loss", "batch_size",
