@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from aevae.bench.pool import PoolChoice, layouts, makespan
+from aevae.bench.pool import PoolChoice, layouts, makespan, pick_layout
 from aevae.config import TrainConfig
 from aevae.models.fold import FoldConvTranspose2d, fold_transposed_convolutions, unfold_transposed_convolutions
 from aevae.numerics import Numerics
@@ -174,6 +174,11 @@ def test_the_pool_deals_the_longest_cells_first_to_the_least_loaded_worker():
     assert layouts(2, 8) == [(1, 2), (2, 1)]
     assert layouts(8, 3) == [(1, 8), (2, 4), (3, 2)]
     assert layouts(4, 1) == [(1, 4)]
+    # a smaller estimate wins by more than POOL_TIE; within it, the layout of more workers
+    assert pick_layout({(1, 2): 800.0, (2, 1): 1000.0}) == (1, 2)
+    assert pick_layout({(1, 2): 1000.0, (2, 1): 800.0}) == (2, 1)
+    assert pick_layout({(1, 2): 890.0, (2, 1): 917.0}) == (2, 1)
+    assert pick_layout({(1, 4): 900.0, (2, 2): 950.0, (4, 1): 1200.0}) == (2, 2)
     choice = PoolChoice(2, 1, {"1x2": 900.0, "2x1": 600.0}, {"vae/conv/1x28x28": "contiguous/fold/eager (measured)"},
                         "measured", 41.6)
     assert choice.lines() == [
@@ -193,7 +198,8 @@ POOL_GRID = {
 def test_auto_workers_times_each_pool_layout_once_per_machine(tmp_path, monkeypatch):
     """Four cells of two tiny models, long enough that measuring pays: each layout is timed
     with its workers really running at once (spawned processes that wait for each other),
-    the estimates name every layout, the smallest wins, and a second grid reads the cache."""
+    the estimates name every layout, the smallest wins (or a tie's most workers), and a
+    second grid reads the cache."""
     from aevae.bench.grid import expand, parse_grid
     from aevae.bench.pool import choose_pool
     from aevae.machine import usable_cores
@@ -203,7 +209,8 @@ def test_auto_workers_times_each_pool_layout_once_per_machine(tmp_path, monkeypa
     first = choose_pool(cells)
     expected = {f"{w}x{t}" for w, t in layouts(usable_cores(), len(cells))}
     assert first.source == "measured" and set(first.estimates) == expected
-    assert f"{first.workers}x{first.threads}" == min(first.estimates, key=first.estimates.get)
+    estimates = {tuple(map(int, name.split("x"))): seconds for name, seconds in first.estimates.items()}
+    assert (first.workers, first.threads) == pick_layout(estimates)
     assert set(first.settings) == {"ae/mlp/1x28x28", "vae/mlp/1x28x28"}
     again = choose_pool(cells)
     assert (again.source, again.workers, again.estimates) == ("cached", first.workers, first.estimates)

@@ -7,12 +7,16 @@ layouts are timed on the grid's own models: every distinct model of the grid tak
 training steps (at its measured settings, aevae.training.measured) in W processes at once
 with T/W threads each, for each candidate W. The grid's wall time at W is then estimated
 as the pool would run it, longest cells first (each cell's steps times its measured step
-seconds, the cells dealt to the least-loaded worker), and the smallest estimate wins.
+seconds, the cells dealt to the least-loaded worker). The smallest estimate wins unless a
+layout with more workers is within POOL_TIE of it: estimates closer than that are a tie
+(measured on a 2-core VM: two repeats of one estimate differed by 4-5%, and the one-worker
+estimate was 12% under the steps the grid then took), and more workers is the safer side of
+a tie, since a run's own work in them does not depend on how well it uses a second thread.
 
 The timings are cached with the settings' (same file, same machine fingerprint), so a grid
 measures them once per machine; the estimates and the choice are printed in the bench's
-header. What the estimate leaves out (evaluation, the analysis, logging) is about the same
-for every layout, being the same work.
+header. The estimate leaves out what a run does besides its steps (evaluation, the analysis,
+logging: 6-14% of the lab grid's runs, benchmarks/parts.py).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from aevae.training import measured
 
 BARRIER_TIMEOUT_S = 600  # a worker that has not reached the barrier by then has failed
 MEASURING_SHARE = 0.05  # measuring may cost at most this share of a grid's training steps
+POOL_TIE = 0.10  # estimates within this share of the smallest are a tie, which more workers win
 
 
 @dataclass(frozen=True)
@@ -92,11 +97,19 @@ def choose_pool(cells: list[Cell]) -> PoolChoice:
         timings[layout], settings[layout] = cached[layout] or measure_step_seconds(models, *layout, numerics)
     estimates = {(w, t): makespan([cell_steps(c) * timings[w, t][model_label(c)] for c in cells], w)
                  for w, t in candidates}
-    workers, threads = min(estimates, key=estimates.get)
+    workers, threads = pick_layout(estimates)
     fresh = not all(cached.values())
     return PoolChoice(workers, threads, {f"{w}x{t}": s for (w, t), s in estimates.items()},
                       settings[workers, threads], "measured" if fresh else "cached",
                       time.perf_counter() - started if fresh else 0.0)
+
+
+def pick_layout(estimates: dict[tuple[int, int], float]) -> tuple[int, int]:
+    """The (workers, threads) of the smallest estimate, or of the most workers among the
+    layouts within POOL_TIE of it."""
+    best = min(estimates.values())
+    return max((layout for layout, seconds in estimates.items() if seconds <= best * (1 + POOL_TIE)),
+               key=lambda layout: layout[0])
 
 
 def worth_measuring(cells: list[Cell], models: int, candidates: list) -> bool:
