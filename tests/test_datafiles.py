@@ -179,7 +179,7 @@ def test_a_file_that_is_not_an_npz_is_one_sentence(tmp_path):
     with pytest.raises(DataError) as caught:
         data.dataset_spec("missing", mapped("missing", Path("data/missing.npz")))
     assert str(caught.value) == ("the dataset file data/missing.npz does not exist: give the path of an .npz file "
-                                 "(relative to the folder you run aevae in) or of an image folder.")
+                                 "or of an image folder (in a grid or study file, from that file's folder).")
 
 
 def test_bad_image_folders_are_one_sentence(tmp_path):
@@ -350,16 +350,17 @@ def grid_runs(tracking_uri: str, grid: str) -> list:
 
 def test_the_example_grid_runs_files_beside_mnist_through_bench_report_and_compare(data_root, tracking_uri,
                                                                                     tmp_path, capsys):
-    # as a user would: the example's script, an image folder of their own, the example grid with it added
+    # as a user would, from the checkout's root: the example's script, an image folder of their
+    # own, the example grid with it added (its paths are taken from the grid file's folder)
     runpy.run_path(str(EXAMPLES / "data" / "make_digits.py"))["main"](Path("examples/data/digits.npz"))
     write_image_folder(Path("shapes"), per_class=(100, 20))
     grid = (EXAMPLES / "digits.toml").read_text().replace(
         'dataset = ["mnist", "digits"]', 'dataset = ["mnist", "digits", "shapes"]') + (
-        '\n[datasets.shapes]\npath = "shapes"\ntitle = "Shapes"\nclasses = ["o", "[]", "^"]\n')
-    Path("digits.toml").write_text(grid)
+        '\n[datasets.shapes]\npath = "../shapes"\ntitle = "Shapes"\nclasses = ["o", "[]", "^"]\n')
+    Path("examples/digits.toml").write_text(grid)
     quick = ["--no-artifacts", "--no-system-metrics"]
-    assert main(["bench", "digits.toml", "--label", "a", "--only", "arch=mlp", *quick]) == 0
-    assert main(["bench", "digits.toml", "--label", "a", "--only", "arch=conv", "--only", "dataset=digits",
+    assert main(["bench", "examples/digits.toml", "--label", "a", "--only", "arch=mlp", *quick]) == 0
+    assert main(["bench", "examples/digits.toml", "--label", "a", "--only", "arch=conv", "--only", "dataset=digits",
                  *quick]) == 0  # conv layers of stride 2 take 8x8 images to 2x2
     digits, shapes = Path("examples/data/digits.npz").resolve(), Path("shapes").resolve()
     runs = {r.data.tags["cell"]: r for r in grid_runs(tracking_uri, "digits")}
@@ -383,7 +384,7 @@ def test_the_example_grid_runs_files_beside_mnist_through_bench_report_and_compa
     assert all(f"\n{cell}," in table for cell in runs)
     shown = Path("report/RESULTS.md").read_text()  # the report names each dataset by its title
     assert "Digits 8x8 (scikit-learn)" in shown and "Shapes" in shown
-    assert main(["bench", "digits.toml", "--label", "b", "--only", "arch=mlp", "--only", "model=vae", *quick]) == 0
+    assert main(["bench", "examples/digits.toml", "--label", "b", "--only", "arch=mlp", "--only", "model=vae", *quick]) == 0
     assert main(["compare", "digits@a", "digits@b", "--out", "compare"]) == 0
     compared = Path("compare/COMPARE.md").read_text()
     assert "vae/mlp/digits" in compared and "vae/mlp/shapes" in compared
@@ -394,7 +395,7 @@ def test_the_example_grid_runs_files_beside_mnist_through_bench_report_and_compa
         np.savez(digits, **{**held, "x_test": held["x_test"][:-1], "y_test": held["y_test"][:-1]})
     after = sha256(digits)
     capsys.readouterr()
-    assert main(["bench", "digits.toml", "--label", "a", *quick]) == 2
+    assert main(["bench", "examples/digits.toml", "--label", "a", *quick]) == 2
     assert capsys.readouterr().err.strip() == (
         f"aevae bench: error: {digits} changed since this version of grid digits trained on it (sha256 "
         f"{before[:12]} then, {after[:12]} now): restore the file, or run the grid as a new version with --label "

@@ -66,8 +66,8 @@ def open_reference(reference: str, kind: str = "dataset"):
     if ":" in reference:
         return made(load(reference, kind))
     if reference.endswith(".npz"):
-        raise DataError(f"the dataset file {reference} does not exist: give the path of an .npz file "
-                        f"(relative to the folder you run aevae in) or of an image folder.")
+        raise DataError(f"the dataset file {reference} does not exist: give the path of an .npz file or of an "
+                        f"image folder (in a grid or study file, from that file's folder).")
     raise PluginError(f"the dataset {reference} is neither a file nor a folder that exists, nor a code "
                       f"reference: give the path of an .npz file or of an image folder ({READ_HINT}).")
 
