@@ -135,7 +135,9 @@ _HINTS = typing.get_type_hints(TrainConfig)
 # Config fields of a plug-in's own hyperparameters, by the kind of plug-in that declares them.
 PLUGIN_PARAMS = {"model_params": "model", "arch_params": "arch"}
 PLUGINS = "plugins"
-MEASURED = ("transposed_conv", "compile")  # how a step computes, measured where 'auto'
+# Fields younger than the config hash that only say how a step computes (memory_format, as
+# old as the hash, stays in it): at 'auto' they leave a config's hash as it was.
+MEASURED = ("transposed_conv", "compile")
 NAMED = ("model", "arch", "dataset")  # fields that name a plug-in (or a built-in)
 # Fields the command line does not offer: the plug-ins come from references and files.
 NOT_OPTIONS = (PLUGINS,)
@@ -316,7 +318,7 @@ def config_hash(cfg: TrainConfig) -> str:
     for name in (*PLUGIN_PARAMS, PLUGINS):
         if not values[name]:
             del values[name]
-    for name in MEASURED:  # newer than the digest: at 'auto' they leave it as it was
+    for name in MEASURED:
         if values[name] == "auto":
             del values[name]
     code = plugin_code(cfg)

@@ -95,15 +95,6 @@ def name_of(reference: str) -> str:
     return re.sub(r"[^a-z0-9_.-]+", "_", found.lower()).strip("_") or "plugin"
 
 
-@dataclass(frozen=True)
-class DatasetLabels:
-    """What a grid or study file calls a dataset of the user's: its title and its class names
-    (empty: the file's own, or the label numbers)."""
-
-    title: str = ""
-    classes: tuple[str, ...] = ()
-
-
 def plugin_tables(path, data: dict[str, Any], base: Path | None = None
                   ) -> tuple[dict[tuple[str, str], str], dict[str, DatasetLabels]]:
     """A grid or study file's [models], [archs] and [datasets]: short names for references (a
@@ -264,7 +255,7 @@ def code_paths(reference: str) -> list[str]:
     return [str(Path(spec.origin).resolve())]
 
 
-def plugin_code(plugins) -> list[str]:
+def plugin_files(plugins) -> list[str]:
     """The files and folders that carry the code of a config's plug-ins (its `plugins`, or
     several configs' together), each once: what a logged model and Ray's workers need."""
     return sorted({path for kind, _, ref in plugins if kind in ("model", "arch") and ":" in ref

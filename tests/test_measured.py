@@ -12,6 +12,7 @@ from torch import nn
 
 from aevae.bench.pool import PoolChoice, layouts, makespan, pick_layout
 from aevae.config import TrainConfig
+from aevae.errors import ConfigError
 from aevae.models.fold import FoldConvTranspose2d, fold_transposed_convolutions, unfold_transposed_convolutions
 from aevae.numerics import Numerics
 from aevae.resolve import resolve
@@ -109,6 +110,16 @@ def test_only_transposed_convolutions_to_an_images_channels_fold_and_unfold_rest
     assert [type(m) for m in model] == [nn.ConvTranspose2d] * 3
 
 
+def test_a_folded_layer_called_with_an_output_size_is_the_reference_layer():
+    """`output_size` picks an output padding, which the fold does not take: such a call is
+    the reference layer's own, so the same kernel and the same bits."""
+    torch.manual_seed(0)
+    layer, x = nn.ConvTranspose2d(8, 1, 4, 2, 1), torch.rand(2, 8, 7, 7)
+    expected = layer(x, output_size=[15, 15])
+    assert fold_transposed_convolutions(layer) == 1
+    assert torch.equal(layer(x, output_size=[15, 15]), expected)
+
+
 def test_candidates_are_the_auto_fields_values_that_change_something():
     auto = resolve(dataclasses.replace(SMALL, memory_format="auto", transposed_conv="auto"))
     assert {(s.channels_last, s.fold) for s in measured.candidates(auto, SHAPE)} == {
@@ -165,6 +176,28 @@ def test_fixed_settings_are_the_configs_and_nothing_is_measured(tmp_path, monkey
     choice = measured.choose(cfg, SHAPE, Numerics.of(cfg), steps=10 * measured.MIN_MEASURED_STEPS)
     assert (choice.source, choice.settings) == ("config", measured.Settings(True, True, False))
     assert not (tmp_path / "settings").exists()
+
+
+def test_a_cache_folder_that_cannot_be_written_only_means_measuring_again(tmp_path, monkeypatch):
+    """AEVAE_CACHE_DIR on a file: the run measures (or takes the reference) and goes on."""
+    (tmp_path / "a_file").write_text("")
+    monkeypatch.setenv("AEVAE_CACHE_DIR", str(tmp_path / "a_file"))
+    cfg = resolve(dataclasses.replace(SMALL, memory_format="auto", transposed_conv="auto"))
+    numerics = Numerics.of(cfg)
+    first = measured.choose(cfg, SHAPE, numerics, steps=measured.MIN_MEASURED_STEPS)
+    assert first.source == "measured" and first.settings.name in first.step_seconds
+    again = measured.choose(cfg, SHAPE, numerics, steps=10)  # nothing was kept
+    assert (again.source, again.settings) == ("reference", measured.REFERENCE)
+
+
+def test_compile_on_without_a_compiler_is_one_sentence(monkeypatch):
+    monkeypatch.setattr(measured.shutil, "which", lambda name: None)
+    cfg = resolve(dataclasses.replace(SMALL, compile="on"))
+    with pytest.raises(ConfigError, match=r"^compile='on' needs a C\+\+ compiler on CPU .* or set compile to 'auto' "
+                                          r"or 'off'\.$"):
+        measured.choose(cfg, SHAPE, Numerics.of(cfg), steps=10)
+    auto = resolve(dataclasses.replace(SMALL, compile="auto"))  # 'auto' leaves compile out instead
+    assert not any(s.compile for s in measured.candidates(auto, SHAPE))
 
 
 def test_the_pool_deals_the_longest_cells_first_to_the_least_loaded_worker():

@@ -89,9 +89,9 @@ class GridSummary:
             if o.status in ("failed", "busy"):
                 by_reason.setdefault((o.status, o.reason), []).append(o.cell.run_name)
         lines = []
-        for (status, reason), names in by_reason.items():
-            shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
-            lines.append(f"{status}: {len(names)} cell{'s' * (len(names) > 1)} ({shown}): {reason}")
+        for (status, reason), cells in by_reason.items():
+            shown = ", ".join(cells[:4]) + (f" and {len(cells) - 4} more" if len(cells) > 4 else "")
+            lines.append(f"{status}: {len(cells)} cell{'s' * (len(cells) > 1)} ({shown}): {reason}")
         return lines
 
     def footer(self) -> str:

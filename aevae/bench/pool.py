@@ -207,7 +207,7 @@ def _time_models(jobs: list[tuple], threads: int, together: bool) -> list[tuple[
             if together:
                 _barrier.wait(BARRIER_TIMEOUT_S)
             timed = measured.time_steps(cfg, shape, choice.applied(numerics), [_eager(choice.settings)])
-            found.append((next(iter(timed.values())), f"{choice.settings.name} ({choice.source})"))
+            found.append((next(iter(timed.values())), choice.label))
         return found
     finally:
         torch.set_num_threads(previous)

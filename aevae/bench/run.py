@@ -33,7 +33,7 @@ from aevae.data import data_root
 from aevae.resolve import dataset_info
 from aevae.errors import ConfigError, DataError
 from aevae.executors import Executor, ExecutorOptions, Job, Lost, NotRun, Stopped, open_executor
-from aevae.plugins import plugin_code
+from aevae.plugins import plugin_files
 from aevae.folders import FolderError
 from aevae.redact import redact
 from aevae.tracking import absolute_uri, failure_reason, links, names
@@ -121,7 +121,7 @@ def run_grid(request: BenchRequest, executor: ExecutorOptions = ExecutorOptions(
     selected = select(cells, list(request.only))
     tags = grid_tags(grid, cells, version)
     store = RunStore(request.tracking_uri)
-    with open_executor(executor, code=plugin_code(p for c in selected for p in c.config.plugins)) as running:
+    with open_executor(executor, code=plugin_files(p for c in selected for p in c.config.plugins)) as running:
         running.require_shared("MLflow store", store.tracking_uri)
         # every worker reads the same absolute paths, whatever its working folder
         store = RunStore(absolute_uri(store.tracking_uri))

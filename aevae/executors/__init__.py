@@ -29,7 +29,7 @@ def open_executor(options: ExecutorOptions, datasets=None, code: tuple[str, ...]
     """The executor `options` name, for the block: the local one (reading data through
     `datasets`, a `DataCache`, when it runs jobs in this process), or a Ray cluster, joined
     or started for the block and left or stopped after it, whose workers get `code` (the
-    files and folders of the jobs' plug-ins, aevae.plugins.plugin_code) on their path."""
+    files and folders of the jobs' plug-ins, aevae.plugins.plugin_files) on their path."""
     if options.executor == "local":
         from aevae.executors.local import LocalExecutor
         from aevae.machine import auto_workers

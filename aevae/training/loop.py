@@ -23,6 +23,7 @@ from aevae.metrics import evaluate, not_applicable
 from aevae.models import Traits, build, inspect_model
 from aevae.models.fold import unfold_transposed_convolutions
 from aevae.numerics import Numerics
+from aevae.plugins import plugin_files
 from aevae.tracking import Tracker, names
 from aevae.tracking.records import InputDataset
 from aevae.training import frames, measured, memory, run_figures
@@ -138,6 +139,7 @@ def train(cfg: TrainConfig, data: Splits, tracker: Tracker, on_epoch: EpochHook 
     clock = Stopwatch()
     with clock.part(names.PART_SETUP):
         built = setup(cfg, data.spec.shape, measured.run_steps(cfg, len(data.train)))
+    # setup() measured the settings where that pays: their seconds are a part of their own
     clock.add(names.PART_MEASURE, built.settings.seconds)
     clock.add(names.PART_SETUP, -built.settings.seconds)
     numerics, model, optimizer = built.numerics, built.model, built.optimizer
@@ -185,8 +187,7 @@ def train(cfg: TrainConfig, data: Splits, tracker: Tracker, on_epoch: EpochHook 
         test, seconds = finish(model, splits, cfg, built.traits, history, tracker, numerics, options.artifacts,
                                started, clock)
         tracker.log_metrics(clock.metrics(names.PART_SECONDS))
-    return Result(run_id, cfg, tuple(history), test, seconds,
-                  f"{built.settings.settings.name} ({built.settings.source})")
+    return Result(run_id, cfg, tuple(history), test, seconds, built.settings.label)
 
 
 def settings_tags(choice: Choice) -> dict[str, str]:
@@ -196,14 +197,6 @@ def settings_tags(choice: Choice) -> dict[str, str]:
         tags[names.SETTINGS_TIMINGS] = json.dumps({k: round(v, 6) for k, v in choice.step_seconds.items()},
                                                   sort_keys=True)
     return tags
-
-
-def code_paths(cfg: TrainConfig) -> list[str]:
-    """The files and folders of the config's code plug-ins: the logged model carries them, so
-    it loads back where they are not installed."""
-    from aevae.plugins import plugin_code
-
-    return plugin_code(cfg.plugins)
 
 
 @contextlib.contextmanager
@@ -254,9 +247,10 @@ def finish(model, splits: Splits, cfg: TrainConfig, traits: Traits, history: lis
         with clock.part(names.PART_MODEL):
             # the reference formulation: the logged model needs nothing of aevae's to load
             unfold_transposed_convolutions(model)
-            # two test images: the model's input example, and the signature MLflow infers from it
+            # two test images: the model's input example, and the signature MLflow infers from it;
+            # the plug-ins' code goes with it, so it loads back where they are not installed
             tracker.log_model(model.cpu(), input_example=splits.test.floats(slice(0, 2)).cpu().numpy(),
-                              code_paths=code_paths(cfg))
+                              code_paths=plugin_files(cfg.plugins))
     return test, seconds
 
 

@@ -43,9 +43,11 @@ from pathlib import Path
 import torch
 
 from aevae.config import TrainConfig, plugin_code
+from aevae.errors import ConfigError
+from aevae.folders import cache_dir as aevae_cache
 from aevae.machine import cpu, usable_cores
 from aevae.models import build
-from aevae.models.fold import fold_transposed_convolutions, foldable
+from aevae.models.fold import foldable
 from aevae.numerics import Numerics
 
 MIN_MEASURED_STEPS = 1000  # the measurement costs about 55 steps a candidate
@@ -71,6 +73,10 @@ class Settings:
         return "/".join(("channels_last" if self.channels_last else "contiguous",
                          "fold" if self.fold else "native", "compiled" if self.compile else "eager"))
 
+    def on(self, numerics: Numerics) -> Numerics:
+        """`numerics` computing in these settings."""
+        return dataclasses.replace(numerics, channels_last=self.channels_last, fold=self.fold, compile=self.compile)
+
 
 REFERENCE = Settings()
 
@@ -87,8 +93,12 @@ class Choice:
     seconds: float = 0.0  # spent measuring (0 when nothing was)
 
     def applied(self, numerics: Numerics) -> Numerics:
-        return dataclasses.replace(numerics, channels_last=self.settings.channels_last, fold=self.settings.fold,
-                                   compile=self.settings.compile, settings_source=self.source)
+        return dataclasses.replace(self.settings.on(numerics), settings_source=self.source)
+
+    @property
+    def label(self) -> str:
+        """As `aevae train` and the bench's header print it: 'channels_last/fold/eager (measured)'."""
+        return f"{self.settings.name} ({self.source})"
 
 
 def run_steps(cfg: TrainConfig, train_images: int) -> int:
@@ -141,7 +151,11 @@ def candidates(cfg: TrainConfig, shape: tuple[int, int, int]) -> list[Settings]:
     convolutional = any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in model.modules())
     layouts = _values(cfg.memory_format, "channels_last", "contiguous") if convolutional else [False]
     folds = _values(cfg.transposed_conv, "fold", "native") if any(foldable(m) for m in model.modules()) else [False]
-    compiles = _values(cfg.compile, "on", "off") if _can_compile(cfg) else [False]
+    if cfg.compile == "on" and not _has_compiler(cfg):
+        raise ConfigError("compile='on' needs a C++ compiler on CPU (torch.compile builds C++ kernels there) and "
+                          "none is on the PATH: install one (g++), or set compile to 'auto' or 'off'.")
+    compiles = _values(cfg.compile, "on", "off") if cfg.compile == "on" or (
+        cfg.compile == "auto" and _has_compiler(cfg)) else [False]
     return [Settings(layout, fold, compiled) for layout in layouts for fold in folds for compiled in compiles]
 
 
@@ -153,11 +167,10 @@ def _fixed(cfg: TrainConfig) -> bool:
     return "auto" not in (cfg.memory_format, cfg.transposed_conv, cfg.compile)
 
 
-def _can_compile(cfg: TrainConfig) -> bool:
-    """Inductor compiles C++ on CPU: without a compiler 'auto' leaves compile out ('on' is
-    then torch's own error)."""
-    return cfg.compile == "on" or (cfg.compile == "auto" and (cfg.device == "cuda" or shutil.which("c++") is not None
-                                                              or shutil.which("g++") is not None))
+def _has_compiler(cfg: TrainConfig) -> bool:
+    """Whether inductor can build its kernels: C++ on CPU (without a compiler 'auto' leaves
+    compile out), Triton on CUDA."""
+    return cfg.device == "cuda" or any(shutil.which(name) for name in ("c++", "g++"))
 
 
 def shape_key(cfg: TrainConfig, shape: tuple[int, int, int], numerics: Numerics) -> str:
@@ -178,16 +191,18 @@ def fingerprint(numerics: Numerics) -> dict[str, object]:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("AEVAE_CACHE_DIR") or Path.home() / ".cache" / "aevae") / "settings"
+    return aevae_cache() / "settings"
 
 
 class SettingsCache:
     """One machine's timings, read and written under a file lock, so processes measuring
-    the same model at once measure it once."""
+    the same model at once measure it once. A cache folder that cannot be written (a file,
+    a read-only mount) only means measuring again next time, as the other caches of aevae."""
 
     def __init__(self, path: Path, machine: dict[str, object]):
         self.path, self.machine = path, machine
         self.entries: dict[str, dict] = {}
+        self.writable = True
 
     @classmethod
     @contextlib.contextmanager
@@ -195,8 +210,14 @@ class SettingsCache:
         machine = fingerprint(numerics)
         name = hashlib.sha256(json.dumps(machine, sort_keys=True).encode()).hexdigest()[:16]
         cache = cls(cache_dir() / f"{name}.json", machine)
-        cache.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(cache.path.with_suffix(".lock"), "w") as lock:
+        try:
+            cache.path.parent.mkdir(parents=True, exist_ok=True)
+            lock = open(cache.path.with_suffix(".lock"), "w")
+        except OSError:
+            cache.writable = False
+            yield cache
+            return
+        with lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 cache.entries = cache._read()
@@ -220,10 +241,13 @@ class SettingsCache:
     def put(self, key: str, entry: dict) -> None:
         stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         self.entries[key] = {**entry, "measured": stamp}
+        if not self.writable:
+            return
         text = json.dumps({"format": CACHE_FORMAT, "machine": self.machine, "shapes": self.entries}, indent=1)
         temporary = self.path.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(text)
-        temporary.replace(self.path)
+        with contextlib.suppress(OSError):  # a disk that filled up: measured again next time
+            temporary.write_text(text)
+            temporary.replace(self.path)
 
 
 def remeasure(numerics: Numerics) -> None:
@@ -288,8 +312,7 @@ def time_compile(cfg: TrainConfig, shape: tuple[int, int, int], numerics: Numeri
 def _stepper(cfg: TrainConfig, shape: tuple[int, int, int], numerics: Numerics, settings: Settings):
     """One training step of a fresh model in `settings`, on a fixed batch of random pixels
     (the step's time does not depend on the pixels' values)."""
-    applied = dataclasses.replace(numerics, channels_last=settings.channels_last, fold=settings.fold,
-                                  compile=settings.compile)
+    applied = settings.on(numerics)
     torch.manual_seed(0)
     model = applied.place(build(cfg, shape))
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=numerics.device.type == "cuda")

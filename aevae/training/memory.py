@@ -14,7 +14,6 @@ estimate leaves out what torch keeps for itself) is turned into the same sentenc
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import psutil
 import torch

@@ -29,7 +29,7 @@ from aevae.data import Splits, data_root
 from aevae.data.cache import DataCache
 from aevae.errors import TrainingFailed, debugging, unknown_name
 from aevae.executors import Executor, ExecutorOptions, Job, WorkerEnv, open_executor
-from aevae.plugins import plugin_code
+from aevae.plugins import plugin_files
 from aevae.tune.space import PRUNERS, StudySpec, suggest, to_raw
 from aevae.tune.storage import (
     ABANDONED, DEFAULT_STORAGE, RUN_ATTR, describe_storage, fail_orphans, is_url, open_storage, owner_attrs,
@@ -296,7 +296,7 @@ def run_study(request: StudyRequest, executor: ExecutorOptions = ExecutorOptions
     # every worker reads the same absolute paths, whatever its working folder
     storage = absolute_uri(target_storage) if is_url(target_storage) else os.path.abspath(target_storage)
     datasets = DataCache()
-    with open_executor(executor, datasets, code=plugin_code(spec.base.plugins)) as running:
+    with open_executor(executor, datasets, code=plugin_files(spec.base.plugins)) as running:
         running.require_shared("Optuna storage", target_storage)
         running.require_shared("MLflow store", tracking_uri)
         described = running.describe()
